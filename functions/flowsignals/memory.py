@@ -1,0 +1,120 @@
+"""The in-memory backend: process-local and thread-safe, for tests and local runs."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from uuid import UUID
+
+from flowsignals.models import FlowSignalWaiter, SignalDeliveryResult
+from flowsignals.store import (
+    Clock,
+    delivered,
+    next_receiver,
+    oldest_first,
+    read_clock,
+    replay_of,
+    system_clock,
+    undeliverable,
+)
+from flowsignals.values import (
+    check_expires_at,
+    check_idempotency_key,
+    check_payload_json,
+    check_step_key,
+    check_task_token,
+    normalize_signal_name,
+    parse_run_id,
+)
+
+
+class InMemoryFlowSignalStore:
+    """A ``FlowSignalStore`` in a dict. Waiters are immutable, so returning them is safe."""
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock or system_clock
+        self._lock = threading.Lock()
+        self._runs: dict[UUID, dict[str, FlowSignalWaiter]] = {}
+
+    def register_waiter(
+        self,
+        run_id: UUID | str,
+        step_key: str,
+        signal_name: str,
+        expires_at: datetime | None = None,
+        *,
+        task_token: str | None = None,
+    ) -> FlowSignalWaiter:
+        run = parse_run_id(run_id)
+        key = check_step_key(step_key)
+        name = normalize_signal_name(signal_name)
+        deadline = check_expires_at(expires_at)
+        token = check_task_token(task_token)
+        # Atomic: the read of the existing waiter and the write happen under one lock.
+        with self._lock:
+            waiters = self._runs.setdefault(run, {})
+            existing = waiters.get(key)
+            if existing is None:
+                waiter = FlowSignalWaiter(
+                    run_id=run,
+                    step_key=key,
+                    signal_name=name,
+                    created_at=read_clock(self._clock),
+                    expires_at=deadline,
+                    task_token=token,
+                )
+            else:  # keeps created_at and an earlier delivery
+                waiter = existing.model_copy(
+                    update={"signal_name": name, "expires_at": deadline, "task_token": token}
+                )
+            waiters[key] = waiter
+            return waiter
+
+    def deliver_signal(
+        self,
+        run_id: UUID | str,
+        signal_name: str,
+        payload_json: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> SignalDeliveryResult:
+        run = parse_run_id(run_id)
+        name = normalize_signal_name(signal_name)
+        payload = check_payload_json(payload_json)
+        key = check_idempotency_key(idempotency_key)
+        # Atomic: choosing the receiver and marking it delivered happen under one lock,
+        # so no two deliveries can both see the same waiter undelivered.
+        with self._lock:
+            now = read_clock(self._clock)
+            waiters = self._runs.get(run, {})
+            ordered = oldest_first(w for w in waiters.values() if w.signal_name == name)
+            replay = replay_of(ordered, key)
+            if replay is not None:
+                return replay
+            receiver = next_receiver(ordered, now)
+            if receiver is None:
+                return undeliverable(ordered, now)
+            waiters[receiver.step_key] = receiver.model_copy(
+                update={"delivered_at": now, "payload_json": payload, "idempotency_key": key}
+            )
+            return delivered(receiver.step_key, now)
+
+    def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
+        run = parse_run_id(run_id)
+        key = check_step_key(step_key)
+        with self._lock:
+            return self._runs.get(run, {}).get(key)
+
+    def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
+        run = parse_run_id(run_id)
+        key = check_step_key(step_key)
+        with self._lock:
+            waiters = self._runs.get(run, {})
+            waiters.pop(key, None)
+            if not waiters:
+                self._runs.pop(run, None)
+
+    def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
+        run = parse_run_id(run_id)
+        with self._lock:
+            return oldest_first(self._runs.get(run, {}).values())

@@ -1,0 +1,61 @@
+"""The records a store returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class SignalDeliveryStatus(StrEnum):
+    DELIVERED = "Delivered"
+    NOT_FOUND = "NotFound"
+    ALREADY_DELIVERED = "AlreadyDelivered"
+    EXPIRED = "Expired"
+
+
+class FlowSignalWaiter(BaseModel):
+    """One parked step of a run: the row ``(run_id, step_key)``.
+
+    ``task_token`` is kept out of every serialised form (``model_dump``, JSON, ``repr``):
+    it is a bearer credential for the orchestrator's task.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: UUID
+    step_key: str
+    signal_name: str
+    created_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    delivered_at: AwareDatetime | None = None
+    payload_json: str | None = None
+    idempotency_key: str | None = None
+    task_token: str | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def is_delivered(self) -> bool:
+        return self.delivered_at is not None
+
+    def is_expired(self, now: datetime) -> bool:
+        """Undelivered and ``now`` at or past the deadline."""
+        return not self.is_delivered and self.expires_at is not None and now >= self.expires_at
+
+    @property
+    def age_order(self) -> tuple[datetime, str]:
+        """The contract's "oldest first": ``created_at``, then ``step_key``."""
+        return (self.created_at, self.step_key)
+
+
+class SignalDeliveryResult(BaseModel):
+    """The answer to ``deliver_signal``. Fields that do not apply to a status are None."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: SignalDeliveryStatus
+    step_key: str | None = None
+    delivered_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    replayed: bool = False

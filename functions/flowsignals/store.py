@@ -1,0 +1,138 @@
+"""The store contract, and the delivery rule every backend applies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Protocol
+from uuid import UUID
+
+from flowsignals.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.values import to_utc_ms
+
+Clock = Callable[[], datetime]
+
+
+class FlowSignalStore(Protocol):
+    """Waiters parked by workflow runs, and the signals that resume them.
+
+    ``run_id`` parameters accept a ``UUID`` or its string form. Every timestamp is UTC,
+    truncated to the millisecond. Bad input raises ``InvalidSignalRequest`` (a subclass
+    of ``ValueError``) before anything is written.
+    """
+
+    def register_waiter(
+        self,
+        run_id: UUID | str,
+        step_key: str,
+        signal_name: str,
+        expires_at: datetime | None = None,
+        *,
+        task_token: str | None = None,
+    ) -> FlowSignalWaiter:
+        """Create the waiter for ``(run_id, step_key)``, or update it.
+
+        A repeated register replaces ``signal_name``, ``expires_at`` (None removes it) and
+        ``task_token``, and keeps ``created_at``, ``delivered_at`` and the payload.
+        Returns the stored waiter.
+        """
+        ...
+
+    def deliver_signal(
+        self,
+        run_id: UUID | str,
+        signal_name: str,
+        payload_json: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> SignalDeliveryResult:
+        """Deliver ``payload_json`` to one waiter of the run named ``signal_name``, exactly once.
+
+        A waiter already delivered with the same ``idempotency_key`` is answered again
+        (``replayed=True``) and nothing is written. Otherwise the oldest waiter neither
+        delivered nor expired receives it; else the answer is ``AlreadyDelivered`` (oldest
+        delivered waiter), ``Expired`` (oldest expired waiter) or ``NotFound``.
+        """
+        ...
+
+    def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
+        """The waiter, read-your-writes, or None."""
+        ...
+
+    def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
+        """Delete the waiter; removing a missing waiter is not an error."""
+        ...
+
+    def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
+        """All waiters of the run, oldest first (``created_at``, then ``step_key``)."""
+        ...
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_clock(clock: Clock) -> datetime:
+    """The clock's instant as the store keeps it: UTC, whole milliseconds."""
+    return to_utc_ms(clock(), "clock()")
+
+
+# --- The delivery rule, on the waiters of one run that carry the signal name. -----------
+
+
+def oldest_first(waiters: Iterable[FlowSignalWaiter]) -> list[FlowSignalWaiter]:
+    return sorted(waiters, key=lambda waiter: waiter.age_order)
+
+
+def replay_of(
+    ordered: list[FlowSignalWaiter], idempotency_key: str | None
+) -> SignalDeliveryResult | None:
+    """The earlier answer to a retried delivery: a waiter delivered with the same key."""
+    if idempotency_key is None:
+        return None
+    for waiter in ordered:
+        if waiter.is_delivered and waiter.idempotency_key == idempotency_key:
+            return replayed(waiter)
+    return None
+
+
+def replayed(waiter: FlowSignalWaiter) -> SignalDeliveryResult:
+    return SignalDeliveryResult(
+        status=SignalDeliveryStatus.DELIVERED,
+        step_key=waiter.step_key,
+        delivered_at=waiter.delivered_at,
+        replayed=True,
+    )
+
+
+def next_receiver(ordered: list[FlowSignalWaiter], now: datetime) -> FlowSignalWaiter | None:
+    """The oldest waiter that is neither delivered nor expired."""
+    return next(
+        (w for w in ordered if not w.is_delivered and not w.is_expired(now)),
+        None,
+    )
+
+
+def delivered(step_key: str, delivered_at: datetime) -> SignalDeliveryResult:
+    return SignalDeliveryResult(
+        status=SignalDeliveryStatus.DELIVERED, step_key=step_key, delivered_at=delivered_at
+    )
+
+
+def undeliverable(ordered: list[FlowSignalWaiter], now: datetime) -> SignalDeliveryResult:
+    """Why no waiter can receive the signal, when ``next_receiver`` found none."""
+    for waiter in ordered:
+        if waiter.is_delivered:
+            return SignalDeliveryResult(
+                status=SignalDeliveryStatus.ALREADY_DELIVERED,
+                step_key=waiter.step_key,
+                delivered_at=waiter.delivered_at,
+            )
+    for waiter in ordered:
+        if waiter.is_expired(now):
+            return SignalDeliveryResult(
+                status=SignalDeliveryStatus.EXPIRED,
+                step_key=waiter.step_key,
+                expires_at=waiter.expires_at,
+            )
+    return SignalDeliveryResult(status=SignalDeliveryStatus.NOT_FOUND)

@@ -1,0 +1,160 @@
+"""Fixtures: a controllable clock, and one store per backend (in-memory, moto, DynamoDB Local)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import dynamodb_local
+import pytest
+from botocore.config import Config
+from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
+from flowsignals.testing import create_waiter_table
+from moto import mock_aws
+
+REQUIRE_DYNAMODB_LOCAL = os.environ.get("FLOWSIGNALS_REQUIRE_DYNAMODB_LOCAL") == "1"
+REGION = "us-east-1"
+TABLE_NAME = "flowsignals-waiters"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_aws() -> Iterator[None]:
+    """No test may reach AWS: fake credentials, a fixed region, no profile."""
+    patch = pytest.MonkeyPatch()
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+    ):
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    patch.setenv("AWS_DEFAULT_REGION", REGION)
+    yield
+    patch.undo()
+
+
+class FakeClock:
+    """A clock that moves only when told; starts with sub-millisecond digits to truncate."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 10, 15, 30, 123456, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    @property
+    def stored_now(self) -> datetime:
+        """``now`` as the stores keep it: whole milliseconds."""
+        return self.now.replace(microsecond=self.now.microsecond // 1000 * 1000)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@dataclass
+class Backend:
+    name: str
+    store: FlowSignalStore
+    client: Any = None  # the boto3 client of a DynamoDB backend
+    table_name: str = TABLE_NAME
+
+    def raw_item(self, run_id: Any, step_key: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"RunId": {"S": str(run_id)}, "StepKey": {"S": step_key}},
+            ConsistentRead=True,
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+
+def dynamodb_local_client(endpoint: str, **config: Any) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        config=Config(retries={"mode": "standard"}, max_pool_connections=32, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint() -> Iterator[str]:
+    """DynamoDB Local for the whole session: $DYNAMODB_LOCAL_ENDPOINT, or started here."""
+    given = os.environ.get("DYNAMODB_LOCAL_ENDPOINT")
+    if given:
+        yield given
+        return
+    server = contextlib.ExitStack()
+    try:
+        endpoint = server.enter_context(dynamodb_local.running())
+    except dynamodb_local.DynamoDBLocalUnavailable as error:
+        message = f"DYNAMODB LOCAL IS NOT RUNNING, ITS TESTS DID NOT RUN: {error}"
+        if REQUIRE_DYNAMODB_LOCAL:
+            pytest.fail(message)
+        pytest.skip(message)
+    with server:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_table(dynamodb_local_endpoint: str) -> tuple[Any, str]:
+    """A client of DynamoDB Local and the session's waiter table (tests use fresh run ids)."""
+    client = dynamodb_local_client(dynamodb_local_endpoint)
+    create_waiter_table(client, TABLE_NAME)
+    return client, TABLE_NAME
+
+
+@contextlib.contextmanager
+def moto_table() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_waiter_table(client, TABLE_NAME)
+        yield client
+
+
+@pytest.fixture
+def moto_client() -> Iterator[Any]:
+    with moto_table() as client:
+        yield client
+
+
+def make_backend(name: str, request: pytest.FixtureRequest, clock: FakeClock) -> Backend:
+    if name == "memory":
+        return Backend(name, InMemoryFlowSignalStore(clock=clock))
+    if name == "moto":
+        client = request.getfixturevalue("moto_client")
+    else:
+        client, _ = request.getfixturevalue("dynamodb_local_table")
+    return Backend(name, DynamoDBFlowSignalStore(TABLE_NAME, client=client, clock=clock), client)
+
+
+ALL_BACKENDS = ["memory", "moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)]
+DYNAMODB_BACKENDS = ["moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)]
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request: pytest.FixtureRequest, clock: FakeClock) -> Backend:
+    return make_backend(request.param, request, clock)
+
+
+@pytest.fixture
+def store(backend: Backend) -> FlowSignalStore:
+    return backend.store
+
+
+@pytest.fixture(params=DYNAMODB_BACKENDS)
+def dynamodb_backend(request: pytest.FixtureRequest, clock: FakeClock) -> Backend:
+    return make_backend(request.param, request, clock)
