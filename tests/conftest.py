@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import dynamodb_local
 import pytest
 from botocore.config import Config
+from moto import mock_aws
+
+import dynamodb_local
 from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
 from flowsignals.testing import create_waiter_table
-from moto import mock_aws
 
 REQUIRE_DYNAMODB_LOCAL = os.environ.get("FLOWSIGNALS_REQUIRE_DYNAMODB_LOCAL") == "1"
 REGION = "us-east-1"
@@ -86,7 +87,7 @@ def dynamodb_local_client(endpoint: str, **config: Any) -> Any:
         "dynamodb",
         endpoint_url=endpoint,
         region_name=REGION,
-        config=Config(retries={"mode": "standard"}, max_pool_connections=32, **config),
+        config=Config(**{"retries": {"mode": "standard"}, "max_pool_connections": 32, **config}),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 import pytest
+
 from conftest import Backend, FakeClock
 from flowsignals import (
     FlowSignalStore,
@@ -538,16 +539,16 @@ def test_list_of_an_unknown_run_is_empty(store: FlowSignalStore) -> None:
 def test_list_returns_a_run_larger_than_one_query_page(
     backend: Backend, run_id: UUID, clock: FakeClock
 ) -> None:
-    # Five delivered waiters of ~250 KB each: 1.25 MB, more than one 1 MB DynamoDB page.
+    # Six delivered waiters of ~250 KB each: 1.5 MB, more than one 1 MB DynamoDB page.
     store = backend.store
-    for n in range(5):
+    for n in range(6):
         store.register_waiter(run_id, f"step-{n}", f"signal-{n}")
         clock.advance(milliseconds=1)
-    payloads = [json.dumps({"n": n, "blob": "x" * 250_000}) for n in range(5)]
+    payloads = [json.dumps({"n": n, "blob": "x" * 250_000}) for n in range(6)]
     for n, payload in enumerate(payloads):
         assert store.deliver_signal(run_id, f"signal-{n}", payload).status is DELIVERED
 
     waiters = store.list_waiters(run_id)
 
-    assert [w.step_key for w in waiters] == [f"step-{n}" for n in range(5)]
+    assert [w.step_key for w in waiters] == [f"step-{n}" for n in range(6)]
     assert [w.payload_json for w in waiters] == payloads

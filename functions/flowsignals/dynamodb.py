@@ -109,14 +109,14 @@ _MAX_WRITE_ROUNDS = 16
 
 
 def default_client() -> Any:
-    """A DynamoDB client with botocore's standard retries and Lambda-sized timeouts.
+    """A DynamoDB client: botocore standard retries (4 attempts for DynamoDB), short timeouts.
 
     The endpoint follows the usual AWS settings (``AWS_ENDPOINT_URL_DYNAMODB``, region).
     """
     return boto3.client(
         "dynamodb",
         config=Config(
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard"},
             connect_timeout=2,
             read_timeout=5,
         ),

@@ -1,0 +1,366 @@
+"""The DynamoDB backend's own promises (SPEC section 2): the row layout, Ttl, the requests
+each operation makes, a lagging index, and failures of DynamoDB itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from conftest import TABLE_NAME, Backend, FakeClock, dynamodb_local_client
+from flowsignals import (
+    DynamoDBFlowSignalStore,
+    FlowSignalError,
+    SignalDeliveryStatus,
+    StoreUnavailable,
+)
+from flowsignals.dynamodb import SIGNAL_INDEX
+from flowsignals.testing import record_requests
+from flowsignals.values import epoch_seconds, parse_timestamp
+
+DAY = 86_400
+
+
+def epoch(text: str) -> int:
+    return epoch_seconds(parse_timestamp(text))
+
+
+def test_rows_use_the_documented_attributes_and_formats(
+    dynamodb_backend: Backend, clock: FakeClock
+) -> None:
+    store, run = dynamodb_backend.store, uuid4()
+    store.register_waiter(
+        str(run).upper(), "Step 1", " approve ", clock.now + timedelta(hours=1), task_token="tok"
+    )
+    clock.advance(minutes=1)
+    store.deliver_signal(run, "approve", '{"ok": true}', idempotency_key="req-1")
+
+    item = dynamodb_backend.raw_item(run, "Step 1")
+
+    assert item is not None
+    assert item == {
+        "RunId": {"S": str(run)},
+        "StepKey": {"S": "Step 1"},
+        "SignalName": {"S": "approve"},
+        "CreatedAt": {"S": "2026-11-23T10:15:30.123Z"},
+        "ExpiresAt": {"S": "2026-11-23T11:15:30.123Z"},
+        "DeliveredAt": {"S": "2026-11-23T10:16:30.123Z"},
+        "PayloadJson": {"S": '{"ok": true}'},
+        "IdempotencyKey": {"S": "req-1"},
+        "TaskToken": {"S": "tok"},
+        "Ttl": {"N": str(epoch("2026-11-23T10:16:30.123Z") + 7 * DAY)},
+    }
+
+
+def test_ttl_follows_the_deadline_then_the_delivery(
+    dynamodb_backend: Backend, clock: FakeClock
+) -> None:
+    store, run = dynamodb_backend.store, uuid4()
+
+    def ttl() -> int | None:
+        item = dynamodb_backend.raw_item(run, "s")
+        assert item is not None
+        return int(item["Ttl"]["N"]) if "Ttl" in item else None
+
+    store.register_waiter(run, "s", "go")
+    assert ttl() is None  # no deadline: kept until removed
+
+    waiter = store.register_waiter(run, "s", "go", clock.now + timedelta(hours=2))
+    assert waiter.expires_at is not None
+    assert ttl() == int(waiter.expires_at.timestamp()) + 7 * DAY
+
+    store.register_waiter(run, "s", "go")
+    assert ttl() is None
+
+    clock.advance(minutes=3)
+    delivered_at = store.deliver_signal(run, "go", "{}").delivered_at
+    assert delivered_at is not None
+    tombstone = int(delivered_at.timestamp()) + 7 * DAY
+    assert ttl() == tombstone
+
+    clock.advance(days=2)
+    store.register_waiter(run, "s", "go", clock.now + timedelta(days=30))
+    assert ttl() == tombstone  # a late re-run keeps the delivery's tombstone
+    store.register_waiter(run, "s", "go")
+    assert ttl() == tombstone
+
+
+def test_retention_is_configurable(dynamodb_backend: Backend, clock: FakeClock) -> None:
+    store = DynamoDBFlowSignalStore(
+        TABLE_NAME, client=dynamodb_backend.client, clock=clock, retention=timedelta(hours=1)
+    )
+    run = uuid4()
+    waiter = store.register_waiter(run, "s", "go", clock.now)
+    item = dynamodb_backend.raw_item(run, "s")
+    assert waiter.expires_at is not None and item is not None
+    assert int(item["Ttl"]["N"]) == int(waiter.expires_at.timestamp()) + 3600
+
+
+def test_negative_retention_is_refused() -> None:
+    with pytest.raises(ValueError, match="retention"):
+        DynamoDBFlowSignalStore(TABLE_NAME, client=object(), retention=timedelta(seconds=-1))
+
+
+# --- requests per operation ----------------------------------------------------------------
+
+
+def operations(requests: list[Any]) -> list[str]:
+    return [request.operation for request in requests]
+
+
+def test_each_operation_makes_the_budgeted_requests(dynamodb_backend: Backend) -> None:
+    store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
+
+    with record_requests(client) as register:
+        store.register_waiter(run, "s", "go")
+    with record_requests(client) as deliver_hit:
+        store.deliver_signal(run, "go", "{}")
+    with record_requests(client) as deliver_miss:
+        store.deliver_signal(run, "absent", "{}")
+    with record_requests(client) as get:
+        store.get_waiter(run, "s")
+    with record_requests(client) as remove:
+        store.remove_waiter(run, "s")
+    with record_requests(client) as listing:
+        store.list_waiters(run)
+
+    assert operations(register) == ["UpdateItem"]
+    assert operations(deliver_hit) == ["Query", "UpdateItem"]
+    assert deliver_hit[0].params["IndexName"] == SIGNAL_INDEX
+    assert "ConsistentRead" not in deliver_hit[0].params
+    assert deliver_hit[1].params["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    assert "attribute_not_exists(DeliveredAt)" in deliver_hit[1].params["ConditionExpression"]
+    assert operations(deliver_miss) == ["Query", "Query"]
+    assert deliver_miss[1].params["ConsistentRead"] is True
+    assert "IndexName" not in deliver_miss[1].params
+    assert operations(get) == ["GetItem"]
+    assert get[0].params["ConsistentRead"] is True
+    assert operations(remove) == ["DeleteItem"]
+    assert operations(listing) == ["Query"]
+
+
+def test_a_keyed_delivery_reads_the_table_once_and_a_replay_writes_nothing(
+    dynamodb_backend: Backend,
+) -> None:
+    store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
+    store.register_waiter(run, "s", "go")
+
+    with record_requests(client) as first:
+        store.deliver_signal(run, "go", "{}", idempotency_key="k")
+    with record_requests(client) as replay:
+        result = store.deliver_signal(run, "go", "{}", idempotency_key="k")
+
+    assert operations(first) == ["Query", "UpdateItem"]
+    assert first[0].params["ConsistentRead"] is True
+    assert operations(replay) == ["Query"]
+    assert result.replayed
+
+
+@pytest.mark.dynamodb_local
+def test_list_pages_through_more_than_one_megabyte(
+    dynamodb_local_table: tuple[Any, str], clock: FakeClock
+) -> None:
+    client, table = dynamodb_local_table
+    store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
+    run = uuid4()
+    for n in range(6):  # 1.5 MB
+        store.register_waiter(run, f"step-{n}", f"signal-{n}")
+        store.deliver_signal(run, f"signal-{n}", json.dumps("x" * 250_000))
+
+    with record_requests(client) as requests:
+        waiters = store.list_waiters(run)
+
+    assert len(waiters) == 6
+    assert operations(requests) == ["Query", "Query"]
+    assert "ExclusiveStartKey" in requests[1].params
+
+
+@pytest.mark.dynamodb_local
+def test_many_waiters_of_one_name_page_through_the_consistent_read(
+    dynamodb_local_table: tuple[Any, str], clock: FakeClock
+) -> None:
+    client, table = dynamodb_local_table
+    store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
+    run = uuid4()
+    for n in range(6):  # each delivered with ~250 KB: the run is more than one page
+        store.register_waiter(run, f"step-{n}", "go")
+        clock.advance(milliseconds=1)
+        store.deliver_signal(run, "go", json.dumps("x" * 250_000))
+    store.register_waiter(run, "step-6", "go")
+
+    with record_requests(client) as requests:
+        result = store.deliver_signal(run, "go", "{}")
+
+    assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "step-6")
+    assert operations(requests) == ["Query", "Query", "Query", "UpdateItem"]
+
+
+# --- a lagging index -----------------------------------------------------------------------
+
+
+@contextmanager
+def index_shows_nothing(client: Any) -> Iterator[None]:
+    """Every query of the index answers empty, as an index that has not caught up would."""
+
+    def mark(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["reads_index"] = "IndexName" in params
+
+    def empty(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if context.get("reads_index"):
+            parsed.update(Items=[], Count=0, ScannedCount=0)
+            parsed.pop("LastEvaluatedKey", None)
+
+    client.meta.events.register("provide-client-params.dynamodb.Query", mark)
+    client.meta.events.register("after-call.dynamodb.Query", empty)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.Query", mark)
+        client.meta.events.unregister("after-call.dynamodb.Query", empty)
+
+
+def test_a_lagging_index_never_yields_a_false_not_found(
+    dynamodb_backend: Backend, clock: FakeClock
+) -> None:
+    store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
+    with index_shows_nothing(client), record_requests(client) as requests:
+        store.register_waiter(run, "older", "go", clock.now + timedelta(minutes=1))
+        clock.advance(seconds=1)
+        store.register_waiter(run, "younger", "go")
+        clock.advance(minutes=5)
+
+        first = store.deliver_signal(run, "go", '"a"')
+        again = store.deliver_signal(run, "go", '"b"')
+        store.register_waiter(run, "third", "go")
+        third = store.deliver_signal(run, "go", '"c"')
+        missing = store.deliver_signal(run, "other", "{}")
+
+    assert any("IndexName" in r.params for r in requests)  # the index was asked, and "lagged"
+    assert (first.status, first.step_key) == (SignalDeliveryStatus.DELIVERED, "younger")
+    assert (again.status, again.step_key) == (SignalDeliveryStatus.ALREADY_DELIVERED, "younger")
+    assert (third.status, third.step_key) == (SignalDeliveryStatus.DELIVERED, "third")
+    assert missing.status is SignalDeliveryStatus.NOT_FOUND
+
+
+def test_a_lagging_index_never_yields_a_false_expired(
+    dynamodb_backend: Backend, clock: FakeClock
+) -> None:
+    store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
+    store.register_waiter(run, "old", "go", clock.now)
+    clock.advance(seconds=1)
+    # The index shows only the expired waiter, not the live one registered just now.
+    with index_shows_nothing(client):
+        store.register_waiter(run, "new", "go")
+        result = store.deliver_signal(run, "go", "{}")
+    assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "new")
+
+
+# --- DynamoDB failing ----------------------------------------------------------------------
+
+
+def every_operation(store: DynamoDBFlowSignalStore, run: UUID) -> list[Any]:
+    return [
+        lambda: store.register_waiter(run, "s", "go"),
+        lambda: store.deliver_signal(run, "go", "{}"),
+        lambda: store.deliver_signal(run, "go", "{}", idempotency_key="k"),
+        lambda: store.get_waiter(run, "s"),
+        lambda: store.remove_waiter(run, "s"),
+        lambda: store.list_waiters(run),
+    ]
+
+
+def test_an_unreachable_endpoint_is_store_unavailable() -> None:
+    client = dynamodb_local_client(
+        "http://127.0.0.1:9",  # the discard port: nothing listens there
+        connect_timeout=0.5,
+        retries={"mode": "standard", "total_max_attempts": 2},
+    )
+    store = DynamoDBFlowSignalStore(TABLE_NAME, client=client)
+    for operation in every_operation(store, uuid4()):
+        with pytest.raises(StoreUnavailable, match="could not be reached"):
+            operation()
+
+
+def test_a_missing_table_is_a_configuration_error_not_unavailability(
+    dynamodb_backend: Backend,
+) -> None:
+    store = DynamoDBFlowSignalStore("no-such-table", client=dynamodb_backend.client)
+    for operation in every_operation(store, uuid4()):
+        with pytest.raises(FlowSignalError, match="ResourceNotFoundException") as raised:
+            operation()
+        assert not isinstance(raised.value, StoreUnavailable)
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+@contextmanager
+def dynamodb_answers(client: Any, status: int, code: str) -> Iterator[list[str]]:
+    """Every request gets this error answer instead of reaching DynamoDB; yields the attempts."""
+    attempts: list[str] = []
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        attempts.append(request.headers["X-Amz-Target"].decode().split(".")[-1])
+        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "test"}
+        return AWSResponse(request.url, status, headers, _Body(body.encode()))
+
+    client.meta.events.register_first("before-send.dynamodb", answer)
+    try:
+        yield attempts
+    finally:
+        client.meta.events.unregister("before-send.dynamodb", answer)
+
+
+@pytest.mark.dynamodb_local
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "ProvisionedThroughputExceededException"),
+        (400, "ThrottlingException"),
+        (500, "InternalServerError"),
+        (503, "ServiceUnavailable"),
+    ],
+)
+def test_throttling_and_server_errors_are_retried_then_store_unavailable(
+    dynamodb_local_endpoint: str,
+    dynamodb_local_table: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    code: str,
+) -> None:
+    # botocore's backoff sleeps between attempts are skipped, so the test stays quick.
+    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
+    client = dynamodb_local_client(dynamodb_local_endpoint)
+    store = DynamoDBFlowSignalStore(dynamodb_local_table[1], client=client)
+    run = uuid4()
+    store.register_waiter(run, "s", "go")
+    before = store.list_waiters(run)
+
+    for operation in every_operation(store, run):
+        with dynamodb_answers(client, status, code) as attempts, pytest.raises(StoreUnavailable):
+            operation()
+        assert len(attempts) == 4, "botocore's standard mode makes four attempts at DynamoDB"
+
+    assert store.list_waiters(run) == before
+
+
+def test_the_default_client_uses_standard_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    store = DynamoDBFlowSignalStore(TABLE_NAME)
+    config: Config = store._client.meta.config
+    assert config.retries["mode"] == "standard"
+    assert store._client.meta.endpoint_url == "http://127.0.0.1:9"

@@ -1,0 +1,102 @@
+"""template.yaml is the truth about the table; create_waiter_table must make the same table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import DYNAMODB_BACKENDS, make_backend
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short tags (!Ref, !GetAtt, ...) as {"Fn": value} mappings."""
+
+
+_TemplateLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: {
+        suffix: loader.construct_scalar(node)
+        if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)
+    },
+)
+
+
+def load_template() -> dict[str, Any]:
+    template: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)
+    return template
+
+
+def template_table() -> dict[str, Any]:
+    tables = [
+        resource["Properties"]
+        for resource in load_template()["Resources"].values()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    ]
+    assert len(tables) == 1
+    return tables[0]
+
+
+def as_set(entries: list[dict[str, Any]]) -> frozenset[tuple[Any, ...]]:
+    return frozenset(tuple(sorted(entry.items())) for entry in entries)
+
+
+def index_shape(index: dict[str, Any]) -> tuple[Any, ...]:
+    projection = index["Projection"]
+    return (
+        index["IndexName"],
+        as_set(index["KeySchema"]),
+        projection["ProjectionType"],
+        frozenset(projection.get("NonKeyAttributes", [])),
+    )
+
+
+@pytest.fixture(params=DYNAMODB_BACKENDS)
+def created_table(request: pytest.FixtureRequest, clock: Any) -> dict[str, Any]:
+    backend = make_backend(request.param, request, clock)
+    client = backend.client
+    table = client.describe_table(TableName=backend.table_name)["Table"]
+    ttl = client.describe_time_to_live(TableName=backend.table_name)["TimeToLiveDescription"]
+    return {"table": table, "ttl": ttl}
+
+
+def test_the_created_table_matches_the_template(created_table: dict[str, Any]) -> None:
+    expected, table = template_table(), created_table["table"]
+
+    assert as_set(table["KeySchema"]) == as_set(expected["KeySchema"])
+    assert as_set(table["AttributeDefinitions"]) == as_set(expected["AttributeDefinitions"])
+    assert {index_shape(i) for i in table["GlobalSecondaryIndexes"]} == {
+        index_shape(i) for i in expected["GlobalSecondaryIndexes"]
+    }
+    assert table.get("LocalSecondaryIndexes", []) == expected.get("LocalSecondaryIndexes", [])
+    assert table["BillingModeSummary"]["BillingMode"] == expected["BillingMode"]
+    assert table["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": expected["StreamSpecification"]["StreamViewType"],
+    }
+    assert created_table["ttl"]["TimeToLiveStatus"] == "ENABLED"
+    assert (
+        created_table["ttl"]["AttributeName"]
+        == expected["TimeToLiveSpecification"]["AttributeName"]
+    )
+
+
+def test_the_template_table_is_as_the_spec_describes() -> None:
+    table = template_table()
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "Ttl", "Enabled": True}
+    assert table["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+    assert "TableDeletionProtection" in load_template()["Parameters"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "RunId-SignalName-index"
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["CreatedAt"]}
