@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from conftest import DYNAMODB_BACKENDS, make_backend
-
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short tags (!Ref, !GetAtt, ...) as {"Fn": value} mappings."""
-
-
-_TemplateLoader.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: {
-        suffix: loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    },
-)
-
-
-def load_template() -> dict[str, Any]:
-    template: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)
-    return template
+from template_yaml import load_template
 
 
 def template_table() -> dict[str, Any]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from flowsignals.dynamodb import TTL_ATTRIBUTE, WAITER_TABLE_SCHEMA
 
@@ -64,3 +68,81 @@ def record_requests(
     finally:
         events.unregister("provide-client-params.dynamodb", before)
         events.unregister("after-call.dynamodb", after)
+
+
+_ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
+
+
+def http_api_event(
+    route_key: str,
+    path_parameters: dict[str, str] | None = None,
+    *,
+    body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    raw_query_string: str = "",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as API Gateway builds it.
+
+    ``route_key`` is the template's, e.g. ``"PUT /runs/{runId}/waiters/{stepKey}"``;
+    ``path_parameters`` are the decoded names, and ``rawPath`` is decoded too. A ``bytes``
+    body is sent base64-encoded, as API Gateway does for binary media.
+    """
+    method, _, route = route_key.partition(" ")
+    parameters = dict(path_parameters or {})
+    raw_path = _ROUTE_PARAMETER.sub(lambda match: parameters[match[1]], route)
+    now = datetime.now(UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query_string,
+        "headers": {
+            "accept": "*/*",
+            "content-length": str(len(body or "")),
+            "host": "localhost",
+            "user-agent": "flowsignals-test",
+            **{name.lower(): value for name, value in (headers or {}).items()},
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "flowsignals-test",
+            },
+            "requestId": str(uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": isinstance(body, bytes),
+    }
+    if parameters:
+        event["pathParameters"] = parameters
+    if isinstance(body, bytes):
+        event["body"] = base64.b64encode(body).decode("ascii")
+    elif body is not None:
+        event["body"] = body
+    return event
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of a Lambda context that Powertools reads."""
+
+    function_name: str = "flowsignals-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:flowsignals-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid4()))
+    log_group_name: str = "/aws/lambda/flowsignals-local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000

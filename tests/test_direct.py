@@ -1,0 +1,132 @@
+"""Direct invocation (SPEC section 4): the same five functions given plain events, as Step
+Functions or another Lambda would call them, on moto."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from conftest import TABLE_NAME, moto_table
+from flowsignals import runtime
+from flowsignals.testing import FakeLambdaContext
+from template_yaml import functions
+
+Invoke = Callable[[str, Any], Any]
+
+
+@pytest.fixture
+def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    """``invoke("DeliverFunction", event)`` calls the handler template.yaml names."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    handlers = {}
+    for name, function in functions().items():
+        module, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        handlers[name] = getattr(importlib.import_module(module), attribute)
+    with moto_table():
+        runtime.store.cache_clear()
+        yield lambda name, event: handlers[name](event, FakeLambdaContext())
+    runtime.store.cache_clear()
+
+
+@pytest.fixture
+def run() -> str:
+    return str(uuid4())
+
+
+def test_all_five_functions_answer_plain_json(invoke: Invoke, run: str) -> None:
+    waiter = invoke(
+        "RegisterFunction",
+        {"runId": run, "stepKey": "approval", "signalName": "approve", "timeoutSeconds": 60,
+         "taskToken": "tok"},
+    )  # fmt: skip
+    assert waiter["stepKey"] == "approval" and waiter["state"] == "Waiting"
+    assert "taskToken" not in waiter and "tok" not in str(waiter)
+
+    result = invoke(
+        "DeliverFunction", {"runId": run, "signalName": "approve", "payload": {"ok": 1}}
+    )
+    assert result == {
+        "status": "Delivered",
+        "stepKey": "approval",
+        "deliveredAt": result["deliveredAt"],
+        "expiresAt": None,
+        "replayed": False,
+    }
+
+    read = invoke("GetFunction", {"runId": run, "stepKey": "approval"})
+    assert read["payload"] == {"ok": 1} and read["state"] == "Delivered"
+    assert invoke("ListFunction", {"runId": run}) == {"waiters": [read]}
+    assert invoke("RemoveFunction", {"runId": run, "stepKey": "approval"}) == {}
+    assert invoke("GetFunction", {"runId": run, "stepKey": "approval"}) is None
+
+
+def test_deliver_reports_every_status_as_data(invoke: Invoke, run: str) -> None:
+    deliver = {"runId": run, "signalName": "go"}
+    assert invoke("DeliverFunction", deliver)["status"] == "NotFound"
+
+    invoke("RegisterFunction", {"runId": run, "stepKey": "s", "signalName": "go",
+                                "expiresAt": "2020-01-01T00:00:00Z"})  # fmt: skip
+    expired = invoke("DeliverFunction", deliver)
+    assert expired["status"] == "Expired" and expired["expiresAt"] == "2020-01-01T00:00:00.000Z"
+
+    invoke("RegisterFunction", {"runId": run, "stepKey": "s", "signalName": "go"})
+    first = invoke("DeliverFunction", {**deliver, "idempotencyKey": "k"})
+    replay = invoke("DeliverFunction", {**deliver, "idempotencyKey": "k"})
+    again = invoke("DeliverFunction", deliver)
+    assert replay == {**first, "replayed": True}
+    assert again["status"] == "AlreadyDelivered" and again["stepKey"] == "s"
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [({}, {}), ({"payload": None}, None), ({"payload": [1, "two"]}, [1, "two"])],
+    ids=["omitted is {}", "explicit null is null", "a list"],
+)
+def test_payload_defaults(invoke: Invoke, run: str, event: dict[str, Any], payload: Any) -> None:
+    invoke("RegisterFunction", {"runId": run, "stepKey": "s", "signalName": "go"})
+    invoke("DeliverFunction", {"runId": run, "signalName": "go", **event})
+    assert invoke("GetFunction", {"runId": run, "stepKey": "s"})["payload"] == payload
+
+
+BAD_EVENTS = [
+    ("RegisterFunction", {"runId": "nope", "stepKey": "s", "signalName": "go"}),
+    ("RegisterFunction", {"stepKey": "s", "signalName": "go"}),
+    ("RegisterFunction", {"runId": str(uuid4()), "stepKey": "s", "signalName": "go",
+                          "timeoutSeconds": 5, "expiresAt": "2030-01-01T00:00:00Z"}),
+    ("RegisterFunction", {"runId": str(uuid4()), "stepKey": "s", "signalName": "go",
+                          "expiresAt": "2030-01-01T00:00:00"}),
+    ("RegisterFunction", {"runId": str(uuid4()), "stepKey": 5, "signalName": "go"}),
+    ("DeliverFunction", {"runId": str(uuid4()), "signalName": "go", "payload": "x" * 262_200}),
+    ("DeliverFunction", {"runId": str(uuid4()), "signalName": ""}),
+    ("DeliverFunction", {"runId": str(uuid4()), "signalName": "go", "idempotencyKey": ""}),
+    ("GetFunction", {"runId": str(uuid4())}),
+    ("GetFunction", {"runId": str(uuid4()), "stepKey": " "}),
+    ("RemoveFunction", {"runId": "{" + str(uuid4()) + "}", "stepKey": "s"}),
+    ("ListFunction", {}),
+    ("ListFunction", ["not", "an", "object"]),
+    ("ListFunction", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("function", "event"), BAD_EVENTS)
+def test_bad_input_raises_exactly_invalid_signal_request(
+    invoke: Invoke, function: str, event: Any
+) -> None:
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - the type's name is the contract
+        invoke(function, event)
+    assert type(raised.value).__name__ == "InvalidSignalRequest"
+    assert str(raised.value)
+
+
+def test_an_oversized_payload_is_invalid_signal_request_not_its_subclass(
+    invoke: Invoke, run: str
+) -> None:
+    invoke("RegisterFunction", {"runId": run, "stepKey": "s", "signalName": "go"})
+    with pytest.raises(Exception, match="262144") as raised:
+        invoke("DeliverFunction", {"runId": run, "signalName": "go", "payload": "x" * 262_200})
+    assert type(raised.value).__name__ == "InvalidSignalRequest"
+    assert invoke("GetFunction", {"runId": run, "stepKey": "s"})["state"] == "Waiting"
