@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint bench dynamodb-local clean
+.PHONY: test lint bench openapi dynamodb-local clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(INSTALLED)
 # The test session starts DynamoDB Local on a free port and stops it at the end.
 test: lint dynamodb-local
 	$(BIN)/python -m pytest
+
+openapi: $(INSTALLED)
+	$(BIN)/python infra/openapi.py
 
 bench: dynamodb-local
 	$(BIN)/python infra/bench.py

@@ -236,6 +236,12 @@ def _unavailable(error: StoreUnavailable) -> Response[str]:
     )
 
 
+@app.not_found
+def _no_route(error: Exception) -> Response[str]:
+    # API Gateway routes only matching requests here; a stray event (an empty name) is a 404.
+    return problem(HTTPStatus.NOT_FOUND, "NotFound", "No route matches this request.")
+
+
 @app.exception_handler(Exception)
 def _internal(error: Exception) -> Response[str]:
     logger.exception("Unhandled error")
@@ -260,9 +266,15 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     Routing follows ``routeKey`` and ``pathParameters``, not the decoded ``rawPath`` (which is
     ambiguous once a name holds ``/``): the path the resolver matches is rebuilt from them,
-    each parameter percent-encoded. A base64 body is decoded here, once.
+    each parameter percent-encoded. A base64 body is decoded here, once. Every body is read
+    as JSON whatever its Content-Type, so no form or multipart parser ever runs.
     """
     event = dict(event)
+    event["headers"] = {
+        name: value
+        for name, value in (event.get("headers") or {}).items()
+        if name.lower() != "content-type"
+    }
     _, _, template = str(event.get("routeKey", "")).partition(" ")
     parameters = event.get("pathParameters") or {}
     if "{" in template:

@@ -1,0 +1,100 @@
+"""template.yaml wires what SPEC sections 2-3 describe: each route to its handler, IAM on
+every route, one least-privilege policy per function."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+from template_yaml import TEMPLATE, functions, http_routes, load_template
+
+ROOT = TEMPLATE.parent
+TABLE_ARN = {"GetAtt": "WaiterTable.Arn"}
+INDEX_ARN = {"Sub": "${WaiterTable.Arn}/index/RunId-SignalName-index"}
+
+EXPECTED_ROUTES = {
+    "PUT /runs/{runId}/waiters/{stepKey}": "flowsignals.handlers.register_handler",
+    "GET /runs/{runId}/waiters/{stepKey}": "flowsignals.handlers.get_handler",
+    "DELETE /runs/{runId}/waiters/{stepKey}": "flowsignals.handlers.remove_handler",
+    "GET /runs/{runId}/waiters": "flowsignals.handlers.list_handler",
+    "POST /runs/{runId}/signals/{signalName}": "flowsignals.handlers.deliver_handler",
+}
+# Each function's grants: {action: resources}.
+EXPECTED_GRANTS = {
+    "RegisterFunction": {"dynamodb:UpdateItem": [TABLE_ARN]},
+    "DeliverFunction": {
+        "dynamodb:Query": [TABLE_ARN, INDEX_ARN],
+        "dynamodb:UpdateItem": [TABLE_ARN],
+    },
+    "GetFunction": {"dynamodb:GetItem": [TABLE_ARN]},
+    "RemoveFunction": {"dynamodb:DeleteItem": [TABLE_ARN]},
+    "ListFunction": {"dynamodb:Query": [TABLE_ARN]},
+}
+
+
+def test_every_route_is_wired_to_its_handler_and_the_handler_exists() -> None:
+    routes = {route: f"{module}.{name}" for route, (module, name) in http_routes().items()}
+    assert routes == EXPECTED_ROUTES
+    for handler in routes.values():
+        module, _, name = handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_every_route_is_on_the_iam_authorized_api() -> None:
+    resources = load_template()["Resources"]
+    api = resources["HttpApi"]
+    assert api["Type"] == "AWS::Serverless::HttpApi"
+    assert api["Properties"]["Auth"] == {
+        "EnableIamAuthorizer": True,
+        "DefaultAuthorizer": "AWS_IAM",
+    }
+    for function in functions().values():
+        for event in function["Properties"]["Events"].values():
+            assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+            assert "Auth" not in event["Properties"], "no route may opt out of IAM"
+
+
+def grants(function: dict[str, Any]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for policy in function["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            resources = statement["Resource"]
+            for action in (
+                [statement["Action"]]
+                if isinstance(statement["Action"], str)
+                else statement["Action"]
+            ):
+                found.setdefault(action, []).extend(
+                    resources if isinstance(resources, list) else [resources]
+                )
+    return found
+
+
+def test_each_function_has_only_the_grants_its_operation_needs() -> None:
+    assert {name: grants(function) for name, function in functions().items()} == EXPECTED_GRANTS
+
+
+def test_globals_and_outputs() -> None:
+    template = load_template()
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Environment"]["Variables"]["TABLE_NAME"] == {"Ref": "WaiterTable"}
+    assert {"TableDeletionProtection", "RetentionDays", "LogLevel"} <= set(template["Parameters"])
+    outputs = set(template["Outputs"])
+    assert {"ApiUrl", "WaiterTableName"} <= outputs
+    assert {f"{name}Arn" for name in functions()} <= outputs
+
+
+def test_the_bundled_requirements_match_the_package_dependencies() -> None:
+    bundled = (ROOT / "functions" / "requirements.txt").read_text()
+    names = {
+        re.split(r"[\[=<>]", line)[0] for line in bundled.splitlines() if line and line[0] != "#"
+    }
+    assert names == {"aws-lambda-powertools", "pydantic"}  # boto3 ships with the runtime
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for name in names:
+        assert f'"{name}' in pyproject
