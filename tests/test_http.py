@@ -7,6 +7,7 @@ import importlib
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
@@ -37,22 +38,20 @@ class Answer:
         return str(self.headers.get("content-type", ""))
 
 
+def call_route(route: str, parameters: dict[str, str], **request: Any) -> Answer:
+    """Call the handler template.yaml names for the route with an HTTP API v2 event."""
+    module, function = http_routes()[route]
+    handler = getattr(importlib.import_module(module), function)
+    return Answer(handler(http_api_event(route, parameters, **request), FakeLambdaContext()))
+
+
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Answer]]:
-    """Call a route: ``api("PUT /runs/{runId}/waiters/{stepKey}", {...}, body=...)``."""
+    """Call a route on moto: ``api("PUT /runs/{runId}/waiters/{stepKey}", {...}, body=...)``."""
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    handlers = {
-        route: getattr(importlib.import_module(module), function)
-        for route, (module, function) in http_routes().items()
-    }
     with moto_table():
         runtime.store.cache_clear()
-
-        def call(route: str, parameters: dict[str, str], **request: Any) -> Answer:
-            event = http_api_event(route, parameters, **request)
-            return Answer(handlers[route](event, FakeLambdaContext()))
-
-        yield call
+        yield call_route
     runtime.store.cache_clear()
 
 
@@ -370,3 +369,24 @@ def test_a_missing_table_is_a_500_problem_without_internals(
     assert "secret-internal-table-name" not in answer.text
     assert "Traceback" not in answer.text and "ResourceNotFound" not in answer.text
     assert set(problem) == {"type", "title", "status", "detail", "code"}
+
+
+def test_an_unreachable_dynamodb_is_503_with_retry_after(
+    run: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")  # nothing listens
+    runtime.store.cache_clear()
+    answers = [
+        register(call_route, run, "s", signalName="go"),
+        deliver(call_route, run, "go", "{}"),
+        call_route(GET, {"runId": run, "stepKey": "s"}),
+        call_route(LIST, {"runId": run}),
+        call_route(DELETE, {"runId": run, "stepKey": "s"}),
+    ]
+    runtime.store.cache_clear()
+    for answer in answers:
+        assert_problem(answer, 503, "ServiceUnavailable")
+        assert int(answer.headers["retry-after"]) > 0
+        assert "127.0.0.1" not in answer.text

@@ -141,16 +141,6 @@ class DeliveredView(BaseModel):
     replayed: bool
 
 
-class DeliveryResultView(BaseModel):
-    """The direct-invocation answer to a delivery, whatever its status."""
-
-    status: str
-    stepKey: str | None
-    deliveredAt: str | None
-    expiresAt: str | None
-    replayed: bool
-
-
 def _timestamp(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
 
