@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint bench openapi dynamodb-local clean
+.PHONY: test lint bench openapi build dynamodb-local clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,19 @@ test: lint dynamodb-local
 openapi: $(INSTALLED)
 	$(BIN)/python infra/openapi.py
 
+# `sam build` for the template's runtime: python3.13 must be first on PATH. SAM CLI lives in
+# its own venv (its pins clash with the test tools').
+SAM_VENV := .cache/sam
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+
+build: $(SAM_VENV)/bin/sam
+	PATH="$(abspath $(dir $(PYTHON))):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build
+	du -sh .aws-sam/build/*Function
+
 bench: dynamodb-local
 	$(BIN)/python infra/bench.py
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,4 +1,5 @@
-"""Requests and consumed capacity per store operation, measured on DynamoDB Local.
+"""Requests and consumed capacity per store operation, measured on DynamoDB Local; and the
+cold import time of the handlers against bare ``import boto3``.
 
     make bench      # or: python infra/bench.py [--endpoint http://127.0.0.1:8000]
 
@@ -23,6 +24,7 @@ import boto3
 from botocore.config import Config
 
 import dynamodb_local
+import import_time
 from flowsignals import DynamoDBFlowSignalStore
 from flowsignals.testing import RecordedRequest, create_waiter_table, record_requests
 
@@ -144,6 +146,8 @@ def main() -> None:
     print(f"flowsignals capacity per operation — DynamoDB Local, {datetime.now(UTC):%Y-%m-%d}")
     print(f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}")
     print(report(rows))
+    print()
+    print(import_time.report())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from openapi import DOCUMENT, openapi_document
-
 from template_yaml import http_routes
 
 
