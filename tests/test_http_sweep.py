@@ -65,17 +65,7 @@ RUN_IDS = st.sampled_from([str(uuid4()) for _ in range(3)])
 HEADERS = st.fixed_dictionaries(
     {},
     optional={
-        "content-type": st.sampled_from(
-            [
-                "application/json",
-                "text/plain",
-                "application/x-www-form-urlencoded",
-                "multipart/form-data",
-                "multipart/form-data; boundary=x",
-                "application/json; charset=latin-1",
-                "",
-            ]
-        ),
+        "content-type": st.sampled_from(CONTENT_TYPES),
         "idempotency-key": st.text(max_size=200),
     },
 )
