@@ -1,4 +1,4 @@
-# flowsignals — `make test` and (later) `make run` set themselves up on a fresh clone.
+# flowsignals — `make run` and `make test` set themselves up on a fresh clone.
 
 # The Lambda runtime is python3.13; use pyenv's 3.13 where the machine has it.
 PYTHON ?= $(or $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3)
@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint bench openapi build dynamodb-local clean
+.PHONY: run test lint bench openapi build dynamodb-local clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+
+# The HTTP API of template.yaml at http://127.0.0.1:$${PORT:-3000}, on embedded DynamoDB
+# (moto) unless DYNAMODB_ENDPOINT names one.
+run: $(INSTALLED)
+	$(BIN)/python infra/local_server.py
 
 # The test session starts DynamoDB Local on a free port and stops it at the end.
 test: lint dynamodb-local

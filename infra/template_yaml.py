@@ -1,4 +1,5 @@
-"""Reading template.yaml in tests: its resources and the HTTP routes it wires to handlers."""
+"""Reading template.yaml: its resources, and the HTTP routes it wires to handlers (used by the
+local server and the tests)."""
 
 from __future__ import annotations
 
