@@ -33,14 +33,11 @@ from flowsignals.store import (
     undeliverable,
 )
 from flowsignals.values import (
-    check_expires_at,
-    check_idempotency_key,
-    check_payload_json,
-    check_step_key,
-    check_task_token,
+    check_delivery,
+    check_registration,
+    check_waiter_key,
     epoch_seconds,
     format_timestamp,
-    normalize_signal_name,
     parse_run_id,
     parse_timestamp,
 )
@@ -193,11 +190,9 @@ class DynamoDBFlowSignalStore:
         *,
         task_token: str | None = None,
     ) -> FlowSignalWaiter:
-        run = parse_run_id(run_id)
-        key = check_step_key(step_key)
-        name = normalize_signal_name(signal_name)
-        deadline = check_expires_at(expires_at)
-        token = check_task_token(task_token)
+        run, key, name, deadline, token = check_registration(
+            run_id, step_key, signal_name, expires_at, task_token
+        )
         now = read_clock(self._clock)
         # Atomic: one conditional UpdateItem per attempt. The first assumes the row is new
         # or undelivered (it owns Ttl then); if a delivery got there first, the second
@@ -224,10 +219,9 @@ class DynamoDBFlowSignalStore:
         *,
         idempotency_key: str | None = None,
     ) -> SignalDeliveryResult:
-        run = parse_run_id(run_id)
-        name = normalize_signal_name(signal_name)
-        payload = check_payload_json(payload_json)
-        idem_key = check_idempotency_key(idempotency_key)
+        run, name, payload, idem_key = check_delivery(
+            run_id, signal_name, payload_json, idempotency_key
+        )
         now = read_clock(self._clock)
         # Replay comes first, and only the table holds each waiter's IdempotencyKey: a
         # keyed delivery starts from the consistent read. An unkeyed one tries the index's
@@ -255,15 +249,13 @@ class DynamoDBFlowSignalStore:
         raise StoreUnavailable("deliver_signal kept losing races for the run's waiters")
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
-        run = parse_run_id(run_id)
-        key = check_step_key(step_key)
+        run, key = check_waiter_key(run_id, step_key)
         response = self._call("get_item", Key=_key(run, key), ConsistentRead=True)
         item = response.get("Item")
         return None if item is None else _waiter_from_item(item)
 
     def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
-        run = parse_run_id(run_id)
-        key = check_step_key(step_key)
+        run, key = check_waiter_key(run_id, step_key)
         self._call("delete_item", Key=_key(run, key))
 
     def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:

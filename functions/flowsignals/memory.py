@@ -17,15 +17,7 @@ from flowsignals.store import (
     system_clock,
     undeliverable,
 )
-from flowsignals.values import (
-    check_expires_at,
-    check_idempotency_key,
-    check_payload_json,
-    check_step_key,
-    check_task_token,
-    normalize_signal_name,
-    parse_run_id,
-)
+from flowsignals.values import check_delivery, check_registration, check_waiter_key, parse_run_id
 
 
 class InMemoryFlowSignalStore:
@@ -45,11 +37,9 @@ class InMemoryFlowSignalStore:
         *,
         task_token: str | None = None,
     ) -> FlowSignalWaiter:
-        run = parse_run_id(run_id)
-        key = check_step_key(step_key)
-        name = normalize_signal_name(signal_name)
-        deadline = check_expires_at(expires_at)
-        token = check_task_token(task_token)
+        run, key, name, deadline, token = check_registration(
+            run_id, step_key, signal_name, expires_at, task_token
+        )
         # Atomic: the read of the existing waiter and the write happen under one lock.
         with self._lock:
             waiters = self._runs.setdefault(run, {})
@@ -78,10 +68,7 @@ class InMemoryFlowSignalStore:
         *,
         idempotency_key: str | None = None,
     ) -> SignalDeliveryResult:
-        run = parse_run_id(run_id)
-        name = normalize_signal_name(signal_name)
-        payload = check_payload_json(payload_json)
-        key = check_idempotency_key(idempotency_key)
+        run, name, payload, key = check_delivery(run_id, signal_name, payload_json, idempotency_key)
         # Atomic: choosing the receiver and marking it delivered happen under one lock,
         # so no two deliveries can both see the same waiter undelivered.
         with self._lock:
@@ -100,14 +87,12 @@ class InMemoryFlowSignalStore:
             return delivered(receiver.step_key, now)
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
-        run = parse_run_id(run_id)
-        key = check_step_key(step_key)
+        run, key = check_waiter_key(run_id, step_key)
         with self._lock:
             return self._runs.get(run, {}).get(key)
 
     def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
-        run = parse_run_id(run_id)
-        key = check_step_key(step_key)
+        run, key = check_waiter_key(run_id, step_key)
         with self._lock:
             waiters = self._runs.get(run, {})
             waiters.pop(key, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 from uuid import UUID
 
 from flowsignals.errors import InvalidSignalRequest, PayloadTooLarge
@@ -149,3 +149,48 @@ def parse_timestamp(value: str) -> datetime:
 
 def epoch_seconds(value: datetime) -> int:
     return int(value.timestamp())
+
+
+# --- each operation's arguments, checked in one order for every backend -------------------
+
+
+class Registration(NamedTuple):
+    run: UUID
+    step_key: str
+    signal_name: str
+    expires_at: datetime | None
+    task_token: str | None
+
+
+class Delivery(NamedTuple):
+    run: UUID
+    signal_name: str
+    payload_json: str
+    idempotency_key: str | None
+
+
+def check_registration(
+    run_id: object, step_key: object, signal_name: object, expires_at: object, task_token: object
+) -> Registration:
+    return Registration(
+        parse_run_id(run_id),
+        check_step_key(step_key),
+        normalize_signal_name(signal_name),
+        check_expires_at(expires_at),
+        check_task_token(task_token),
+    )
+
+
+def check_delivery(
+    run_id: object, signal_name: object, payload_json: object, idempotency_key: object
+) -> Delivery:
+    return Delivery(
+        parse_run_id(run_id),
+        normalize_signal_name(signal_name),
+        check_payload_json(payload_json),
+        check_idempotency_key(idempotency_key),
+    )
+
+
+def check_waiter_key(run_id: object, step_key: object) -> tuple[UUID, str]:
+    return parse_run_id(run_id), check_step_key(step_key)
