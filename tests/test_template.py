@@ -30,6 +30,21 @@ EXPECTED_GRANTS = {
     "GetFunction": {"dynamodb:GetItem": [TABLE_ARN]},
     "RemoveFunction": {"dynamodb:DeleteItem": [TABLE_ARN]},
     "ListFunction": {"dynamodb:Query": [TABLE_ARN]},
+    "NotifierFunction": {
+        "states:SendTaskSuccess": [
+            {"Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}
+        ],
+        "states:SendTaskFailure": [
+            {"Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}
+        ],
+        "events:PutEvents": [
+            {
+                "Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+                ":event-bus/${EventBusName}"
+            }
+        ],
+        "sqs:SendMessage": [{"GetAtt": "NotifierDeadLetterQueue.Arn"}],
+    },
 }
 
 
@@ -51,6 +66,8 @@ def test_every_route_is_on_the_iam_authorized_api() -> None:
     }
     for function in functions().values():
         for event in function["Properties"]["Events"].values():
+            if event["Type"] != "HttpApi":
+                continue
             assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
             assert "Auth" not in event["Properties"], "no route may opt out of IAM"
 
@@ -74,6 +91,33 @@ def grants(function: dict[str, Any]) -> dict[str, list[Any]]:
 
 def test_each_function_has_only_the_grants_its_operation_needs() -> None:
     assert {name: grants(function) for name, function in functions().items()} == EXPECTED_GRANTS
+
+
+def test_the_notifier_reads_the_stream_with_partial_failures_and_a_dead_letter_queue() -> None:
+    (event,) = functions()["NotifierFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    stream = event["Properties"]
+    assert stream["Stream"] == {"GetAtt": "WaiterTable.StreamArn"}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["MaximumRetryAttempts"] > 0 and stream["BatchSize"] > 0
+    assert stream["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"GetAtt": "NotifierDeadLetterQueue.Arn"},
+    }
+
+
+def test_the_example_state_machine_waits_with_a_task_token() -> None:
+    machine = load_template()["Resources"]["ApprovalExample"]["Properties"]
+    task = machine["Definition"]["States"][machine["Definition"]["StartAt"]]
+    assert task["Resource"] == {
+        "Sub": "arn:${AWS::Partition}:states:::lambda:invoke.waitForTaskToken"
+    }
+    assert task["Parameters"]["FunctionName"] == {"GetAtt": "RegisterFunction.Arn"}
+    assert task["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert task["TimeoutSeconds"] == task["Parameters"]["Payload"]["timeoutSeconds"]
+    caught = {error for catch in task["Catch"] for error in catch["ErrorEquals"]}
+    assert {"FlowSignals.WaiterExpired", "FlowSignals.WaiterRemoved"} <= caught
 
 
 def test_globals_and_outputs() -> None:
