@@ -1,5 +1,7 @@
-"""Requests and consumed capacity per store operation, measured on DynamoDB Local; and the
-cold import time of the handlers against bare ``import boto3``.
+"""The figures users choose a store on, all measured in this run: DynamoDB requests and
+consumed capacity per operation (DynamoDB Local), the cost of an approval cycle at on-demand
+prices, delivery throughput from 1, 4 and 16 threads, and the handlers' cold import time
+against bare ``import boto3``.
 
     make bench      # or: python infra/bench.py [--endpoint http://127.0.0.1:8000]
 
@@ -14,8 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -100,6 +105,44 @@ def measure(store: DynamoDBFlowSignalStore, client: Any) -> list[tuple[str, list
     return rows
 
 
+# On-demand prices, us-east-1 (AWS price list since the November 2024 reduction), USD per
+# million request units. Only the units come from the run; the prices are these constants.
+PRICE_PER_MILLION_WRITE_UNITS = 0.625
+PRICE_PER_MILLION_READ_UNITS = 0.125
+APPROVAL_CYCLE = ("register (new)", "deliver (hit)", "get")
+THROUGHPUT_DELIVERIES = 400  # per thread count: bounded, on loopback only
+
+
+def cycle_cost(rows: list[tuple[str, list[RecordedRequest]]]) -> str:
+    measured = dict(rows)
+    read = write = 0.0
+    for name in APPROVAL_CYCLE:
+        r, w = capacity(measured[name])
+        read, write = read + r, write + w
+    dollars = write * PRICE_PER_MILLION_WRITE_UNITS + read * PRICE_PER_MILLION_READ_UNITS
+    return (
+        f"approval cycle ({' + '.join(APPROVAL_CYCLE)}): {write:g} write + {read:g} read units"
+        f" = ${dollars:.2f} per million cycles (DynamoDB on-demand at"
+        f" ${PRICE_PER_MILLION_WRITE_UNITS}/M writes, ${PRICE_PER_MILLION_READ_UNITS}/M reads;"
+        " Lambda and API Gateway not included)"
+    )
+
+
+def throughput(store: DynamoDBFlowSignalStore, threads: int) -> float:
+    """Deliveries per second from ``threads`` threads, each waiter on its own run."""
+    runs = [uuid4() for _ in range(THROUGHPUT_DELIVERIES)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda run: store.register_waiter(run, "approval", "approve"), runs))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        start = time.perf_counter()
+        results = list(
+            pool.map(lambda run: store.deliver_signal(run, "approve", SMALL_PAYLOAD), runs)
+        )
+        elapsed = time.perf_counter() - start
+    assert all(result.status == "Delivered" for result in results)
+    return len(runs) / elapsed
+
+
 def limit(value: float | None) -> str:
     return "-" if value is None else f"≤ {value:g}"
 
@@ -138,14 +181,26 @@ def main() -> None:
             region_name="us-east-1",
             aws_access_key_id="bench",
             aws_secret_access_key="bench",
-            config=Config(retries={"mode": "standard"}),
+            config=Config(retries={"mode": "standard"}, max_pool_connections=16),
         )
         table = f"flowsignals-bench-{uuid4().hex[:8]}"
         create_waiter_table(client, table)
-        rows = measure(DynamoDBFlowSignalStore(table, client=client), client)
-    print(f"flowsignals capacity per operation — DynamoDB Local, {datetime.now(UTC):%Y-%m-%d}")
-    print(f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}")
+        store = DynamoDBFlowSignalStore(table, client=client)
+        rows = measure(store, client)
+        rates = {threads: throughput(store, threads) for threads in (1, 4, 16)}
+    print(f"flowsignals benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()},"
+        f" Python {platform.python_version()}; DynamoDB Local in memory on loopback"
+    )
+    print()
     print(report(rows))
+    print()
+    print(cycle_cost(rows))
+    print()
+    print(f"delivery throughput ({THROUGHPUT_DELIVERIES} deliveries, distinct runs):")
+    for threads, rate in rates.items():
+        print(f"  {threads:2} thread{'s' if threads > 1 else ' '}  {rate:7.0f} deliveries/s")
     print()
     print(import_time.report())
 
