@@ -12,6 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from test_dynamodb import dynamodb_answers
 
 from conftest import TABLE_NAME, moto_table
 from flowsignals import runtime
@@ -390,3 +391,33 @@ def test_an_unreachable_dynamodb_is_503_with_retry_after(
         assert_problem(answer, 503, "ServiceUnavailable")
         assert int(answer.headers["retry-after"]) > 0
         assert "127.0.0.1" not in answer.text
+
+
+@pytest.mark.dynamodb_local
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
+def test_throttling_after_retries_is_503_and_changes_nothing(
+    dynamodb_local_endpoint: str,
+    dynamodb_local_table: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+    run: str,
+    code: str,
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
+    monkeypatch.setenv("TABLE_NAME", dynamodb_local_table[1])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local_endpoint)
+    runtime.store.cache_clear()
+    register(call_route, run, "s", signalName="go")
+    before = call_route(LIST, {"runId": run}).json
+
+    with dynamodb_answers(runtime.store()._client, 400, code) as attempts:  # type: ignore[attr-defined]
+        answers = [
+            register(call_route, run, "s", signalName="renamed"),
+            deliver(call_route, run, "go", "{}"),
+            call_route(DELETE, {"runId": run, "stepKey": "s"}),
+        ]
+    assert len(attempts) >= 3 * 4, "each operation was retried before giving up"
+    for answer in answers:
+        assert_problem(answer, 503, "ServiceUnavailable")
+        assert answer.headers["retry-after"] == "1"
+    assert call_route(LIST, {"runId": run}).json == before
+    runtime.store.cache_clear()

@@ -103,3 +103,68 @@ def test_retries_with_one_key_deliver_once_and_replay_the_rest(race_backend: Bac
     assert {(r.step_key, r.delivered_at) for r in results} == {("a", results[0].delivered_at)}
     b = store.get_waiter(run, "b")
     assert b is not None and b.delivered_at is None
+
+
+def test_register_racing_deliver_never_loses_or_doubles_a_delivery(race_backend: Backend) -> None:
+    store, run = race_backend.store, uuid4()
+    store.register_waiter(run, "s", "go")
+    deliveries = [(lambda n=n: store.deliver_signal(run, "go", str(n))) for n in range(12)]
+    registrations = [
+        (lambda n=n: store.register_waiter(run, "s", " go ", task_token=f"token-{n}"))
+        for n in range(12)
+    ]
+
+    results = all_at_once([*deliveries, *registrations])
+
+    delivered = [
+        n for n, r in enumerate(results[:12]) if r.status is SignalDeliveryStatus.DELIVERED
+    ]
+    assert len(delivered) == 1
+    winner = results[delivered[0]]
+    stored = store.get_waiter(run, "s")
+    assert stored is not None
+    assert (stored.delivered_at, stored.payload_json) == (winner.delivered_at, str(delivered[0]))
+    for waiter in results[12:]:  # each registration saw the waiter before or after the delivery
+        assert waiter.delivered_at in (None, winner.delivered_at)
+        assert waiter.payload_json in (None, str(delivered[0]))
+
+
+def test_remove_racing_deliver_never_resurrects_or_doubles(race_backend: Backend) -> None:
+    store, run = race_backend.store, uuid4()
+    store.register_waiter(run, "s", "go")
+
+    results = all_at_once(
+        [*((lambda n=n: store.deliver_signal(run, "go", str(n))) for n in range(16))]
+        + [lambda: store.remove_waiter(run, "s") for _ in range(4)]
+    )
+
+    statuses = Counter(r.status for r in results[:16])
+    assert statuses[SignalDeliveryStatus.DELIVERED] <= 1
+    assert set(statuses) <= {
+        SignalDeliveryStatus.DELIVERED,
+        SignalDeliveryStatus.ALREADY_DELIVERED,
+        SignalDeliveryStatus.NOT_FOUND,
+    }
+    assert store.get_waiter(run, "s") is None, "a delivery must never recreate a removed waiter"
+
+
+def test_a_delivered_payload_never_changes_while_deliveries_race(race_backend: Backend) -> None:
+    store, run = race_backend.store, uuid4()
+    store.register_waiter(run, "s", "go")
+    seen: list[tuple[object, object]] = []
+
+    def watch() -> None:
+        for _ in range(40):
+            waiter = store.get_waiter(run, "s")
+            assert waiter is not None
+            seen.append((waiter.delivered_at, waiter.payload_json))
+
+    all_at_once(
+        [watch, watch, *((lambda n=n: store.deliver_signal(run, "go", str(n))) for n in range(14))]
+    )
+
+    delivered_states = {state for state in seen if state[0] is not None}
+    assert len(delivered_states) <= 1
+    final = store.get_waiter(run, "s")
+    assert final is not None
+    assert delivered_states <= {(final.delivered_at, final.payload_json)}
