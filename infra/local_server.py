@@ -106,7 +106,12 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
+    def __getattr__(self, name: str) -> Any:
+        # Every method (TRACE, PROPFIND, ...) is routed, as API Gateway does: the template's
+        # routes answer theirs, anything else is 404 {"message": "Not Found"}.
+        if name.startswith("do_"):
+            return self._answer
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line only: never bodies (payloads) or headers (tokens).

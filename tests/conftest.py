@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -159,3 +162,34 @@ def store(backend: Backend) -> FlowSignalStore:
 @pytest.fixture(params=DYNAMODB_BACKENDS)
 def dynamodb_backend(request: pytest.FixtureRequest, clock: FakeClock) -> Backend:
     return make_backend(request.param, request, clock)
+
+
+LOCAL_SERVER = Path(__file__).resolve().parent.parent / "infra" / "local_server.py"
+
+
+def start_server(port: int, **env: str) -> subprocess.Popen[str]:
+    """``make run``'s server in a subprocess on ``port`` (no AWS settings inherited)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | env
+    return subprocess.Popen(
+        [sys.executable, str(LOCAL_SERVER)],
+        env=environment | {"PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@contextlib.contextmanager
+def running_local_server() -> Iterator[str]:
+    """The local server on a free port, with embedded DynamoDB; yields its base URL."""
+    port = dynamodb_local.free_port()
+    server = start_server(port)
+    try:
+        assert server.stdout is not None
+        banner = [server.stdout.readline() for _ in range(5)]
+        assert f"listening on http://127.0.0.1:{port}" in banner[0], banner
+        assert any("NOT enforced" in line for line in banner)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ from uuid import uuid4
 import boto3
 import pytest
 
+from conftest import running_local_server, start_server
 from dynamodb_local import free_port
 from local_server import load_routes
 from template_yaml import http_routes
@@ -25,28 +23,10 @@ from template_yaml import http_routes
 SERVER = Path(__file__).resolve().parent.parent / "infra" / "local_server.py"
 
 
-def start_server(port: int, **env: str) -> subprocess.Popen[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | env
-    return subprocess.Popen(
-        [sys.executable, str(SERVER)],
-        env=environment | {"PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    port = free_port()
-    server = start_server(port)
-    assert server.stdout is not None
-    banner = [server.stdout.readline() for _ in range(5)]
-    assert f"listening on http://127.0.0.1:{port}" in banner[0], banner
-    assert any("NOT enforced" in line for line in banner)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
+    with running_local_server() as url:
+        yield url
 
 
 def request(
