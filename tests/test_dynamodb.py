@@ -14,6 +14,11 @@ from uuid import UUID, uuid4
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from conftest import TABLE_NAME, Backend, FakeClock, dynamodb_local_client
 from flowsignals import (
@@ -364,3 +369,42 @@ def test_the_default_client_uses_standard_retries(monkeypatch: pytest.MonkeyPatc
     config: Config = store._client.meta.config
     assert config.retries["mode"] == "standard"
     assert store._client.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.dynamodb_local
+@pytest.mark.parametrize(
+    "error",
+    [
+        EndpointConnectionError(endpoint_url="http://dynamodb"),
+        ConnectionClosedError(endpoint_url="http://dynamodb"),
+        ConnectTimeoutError(endpoint_url="http://dynamodb"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_injected_connection_errors_are_retried_then_store_unavailable(
+    dynamodb_local_endpoint: str,
+    dynamodb_local_table: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
+    client = dynamodb_local_client(dynamodb_local_endpoint)
+    store = DynamoDBFlowSignalStore(dynamodb_local_table[1], client=client)
+    run = uuid4()
+    store.register_waiter(run, "s", "go")
+    before = store.list_waiters(run)
+    attempts: list[str] = []
+
+    def fail(request: Any, **_: Any) -> None:
+        attempts.append(request.headers["X-Amz-Target"].decode())
+        raise error
+
+    client.meta.events.register_first("before-send.dynamodb", fail)
+    for operation in every_operation(store, run):
+        attempts.clear()
+        with pytest.raises(StoreUnavailable):
+            operation()
+        assert len(attempts) == 4, "botocore's standard mode makes four attempts at DynamoDB"
+    client.meta.events.unregister("before-send.dynamodb", fail)
+
+    assert store.list_waiters(run) == before
