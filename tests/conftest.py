@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -61,6 +62,12 @@ class FakeClock:
     def stored_now(self) -> datetime:
         """``now`` as the stores keep it: whole milliseconds."""
         return self.now.replace(microsecond=self.now.microsecond // 1000 * 1000)
+
+
+@pytest.fixture
+def no_retry_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore still retries, but without sleeping between attempts: fault tests stay quick."""
+    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
 
 
 @pytest.fixture

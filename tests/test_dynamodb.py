@@ -7,8 +7,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import pytest
@@ -330,6 +329,25 @@ def dynamodb_answers(client: Any, status: int, code: str) -> Iterator[list[str]]
         client.meta.events.unregister("before-send.dynamodb", answer)
 
 
+class FaultyStore(NamedTuple):
+    client: Any
+    store: DynamoDBFlowSignalStore
+    run: UUID
+    before: list[Any]  # the run's waiters before any fault
+
+
+@pytest.fixture
+def faulty_store(
+    dynamodb_local_endpoint: str, dynamodb_local_table: tuple[Any, str], no_retry_backoff: None
+) -> FaultyStore:
+    """A store on DynamoDB Local with its own client (for fault hooks) and one waiter."""
+    client = dynamodb_local_client(dynamodb_local_endpoint)
+    store = DynamoDBFlowSignalStore(dynamodb_local_table[1], client=client)
+    run = uuid4()
+    store.register_waiter(run, "s", "go")
+    return FaultyStore(client, store, run, store.list_waiters(run))
+
+
 @pytest.mark.dynamodb_local
 @pytest.mark.parametrize(
     ("status", "code"),
@@ -341,20 +359,9 @@ def dynamodb_answers(client: Any, status: int, code: str) -> Iterator[list[str]]
     ],
 )
 def test_throttling_and_server_errors_are_retried_then_store_unavailable(
-    dynamodb_local_endpoint: str,
-    dynamodb_local_table: tuple[Any, str],
-    monkeypatch: pytest.MonkeyPatch,
-    status: int,
-    code: str,
+    faulty_store: FaultyStore, status: int, code: str
 ) -> None:
-    # botocore's backoff sleeps between attempts are skipped, so the test stays quick.
-    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
-    client = dynamodb_local_client(dynamodb_local_endpoint)
-    store = DynamoDBFlowSignalStore(dynamodb_local_table[1], client=client)
-    run = uuid4()
-    store.register_waiter(run, "s", "go")
-    before = store.list_waiters(run)
-
+    client, store, run, before = faulty_store
     for operation in every_operation(store, run):
         with dynamodb_answers(client, status, code) as attempts, pytest.raises(StoreUnavailable):
             operation()
@@ -382,17 +389,9 @@ def test_the_default_client_uses_standard_retries(monkeypatch: pytest.MonkeyPatc
     ids=lambda error: type(error).__name__,
 )
 def test_injected_connection_errors_are_retried_then_store_unavailable(
-    dynamodb_local_endpoint: str,
-    dynamodb_local_table: tuple[Any, str],
-    monkeypatch: pytest.MonkeyPatch,
-    error: Exception,
+    faulty_store: FaultyStore, error: Exception
 ) -> None:
-    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
-    client = dynamodb_local_client(dynamodb_local_endpoint)
-    store = DynamoDBFlowSignalStore(dynamodb_local_table[1], client=client)
-    run = uuid4()
-    store.register_waiter(run, "s", "go")
-    before = store.list_waiters(run)
+    client, store, run, before = faulty_store
     attempts: list[str] = []
 
     def fail(request: Any, **_: Any) -> None:

@@ -7,7 +7,6 @@ import importlib
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
@@ -373,9 +372,8 @@ def test_a_missing_table_is_a_500_problem_without_internals(
 
 
 def test_an_unreachable_dynamodb_is_503_with_retry_after(
-    run: str, monkeypatch: pytest.MonkeyPatch
+    run: str, monkeypatch: pytest.MonkeyPatch, no_retry_backoff: None
 ) -> None:
-    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")  # nothing listens
     runtime.store.cache_clear()
@@ -399,10 +397,10 @@ def test_throttling_after_retries_is_503_and_changes_nothing(
     dynamodb_local_endpoint: str,
     dynamodb_local_table: tuple[Any, str],
     monkeypatch: pytest.MonkeyPatch,
+    no_retry_backoff: None,
     run: str,
     code: str,
 ) -> None:
-    monkeypatch.setattr("botocore.endpoint.time", SimpleNamespace(sleep=lambda _: None))
     monkeypatch.setenv("TABLE_NAME", dynamodb_local_table[1])
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local_endpoint)
     runtime.store.cache_clear()
