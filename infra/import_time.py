@@ -10,8 +10,8 @@ import statistics
 import subprocess
 import sys
 
-# The API's five entry points live in flowsignals.handlers; the stream's in flowsignals.notifier.
-HANDLER_MODULES = ("flowsignals.handlers", "flowsignals.notifier")
+# The API's five entry points live in flowsignals.lambdas.handlers; the stream's in the notifier.
+HANDLER_MODULES = ("flowsignals.lambdas.handlers", "flowsignals.lambdas.notifier")
 BASELINE = "boto3"
 
 

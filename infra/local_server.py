@@ -4,7 +4,8 @@ Routes come from template.yaml's HttpApi events. Each request becomes an API Gat
 (payload 2.0) event, as API Gateway builds it (decoded rawPath and pathParameters), and goes to
 the real handler in-process; its answer becomes the HTTP response. DynamoDB is embedded (moto)
 unless DYNAMODB_ENDPOINT names one (DynamoDB Local, or AWS); the table is created if missing.
-IAM auth is not enforced locally.
+Bodies are read however framed (Content-Length or chunked); a malformed request is answered 400
+{"message": "Bad Request"}, as API Gateway answers it. IAM auth is not enforced locally.
 
     python infra/local_server.py            # PORT and DYNAMODB_ENDPOINT from the environment
 """
@@ -18,8 +19,11 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
@@ -31,6 +35,24 @@ from template_yaml import http_routes
 
 TABLE_NAME = "flowsignals-local"
 NOT_FOUND = json.dumps({"message": "Not Found"}).encode()
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload quota: a larger body is 413 there too
+MAX_LINE = 65536  # of a chunk-size or trailer line, as http.server bounds header lines
+MAX_TRAILERS = 100
+
+# RFC 9112 §7.1: chunk-size [chunk-ext] CRLF, and the trailer section's field lines.
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_EXTENSION = rb"[ \t]*;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|%s))?" % (_TOKEN, _TOKEN, _QUOTED)
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)(?:%s)*\r\n" % _EXTENSION)
+_TRAILER_LINE = re.compile(_TOKEN + rb":[\t \x21-\x7e\x80-\xff]*\r\n")
+
+
+class _Unreadable(Exception):
+    """The body's framing is malformed (or too large to read): where it ends is unknown."""
+
+    def __init__(self, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -64,11 +86,27 @@ def load_routes() -> list[Route]:
     return routes
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: a burst of clients waits, is not reset
+    daemon_threads = True
+
+
 class _ApiHandler(BaseHTTPRequestHandler):
     routes: ClassVar[list[Route]] = []
+    # Held around each handler call. Embedded moto is not atomic under threads: two concurrent
+    # conditional writes can both succeed, and a signal is delivered twice. So on moto the calls
+    # take turns; the DynamoDB the template deploys is atomic, and DYNAMODB_ENDPOINT's run freely.
+    store_lock: ClassVar[AbstractContextManager[Any]] = contextlib.nullcontext()
     server_version = "flowsignals-local"
 
     def _answer(self) -> None:
+        # The body is read first, whatever the route: unread, it would be taken for the next
+        # request, or make the close a reset that loses the answer.
+        try:
+            raw = self._read_body()
+        except _Unreadable as error:
+            self.send_error(error.status)
+            return
         target = urlsplit(self.path)
         for route in self.routes:
             parameters = route.match(self.command, target.path)
@@ -77,25 +115,76 @@ class _ApiHandler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"Content-Type": "application/json"}, NOT_FOUND)
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else None
-        body: str | bytes | None = raw
-        if raw is not None:
-            with contextlib.suppress(UnicodeDecodeError):
-                body = raw.decode(
-                    "utf-8"
-                )  # text goes as text; anything else base64, as API Gateway
+        body: str | bytes | None = raw or None
+        if raw:
+            with contextlib.suppress(UnicodeDecodeError):  # text goes as text; anything else base64
+                body = raw.decode("utf-8")
+        # Repeated headers arrive joined with ",", as API Gateway joins them.
+        headers = {name.lower(): ",".join(self.headers.get_all(name, [])) for name in self.headers}
         event = http_api_event(
-            route.route_key,
-            parameters,
-            body=body,
-            headers=dict(self.headers.items()),
-            raw_query_string=target.query,
+            route.route_key, parameters, body=body, headers=headers, raw_query_string=target.query
         )
-        answer = route.handler(event, FakeLambdaContext())
+        with self.store_lock:
+            answer = route.handler(event, FakeLambdaContext())
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode()
         self._send(answer["statusCode"], answer.get("headers") or {}, data)
+
+    def _read_body(self) -> bytes:
+        """The body, framed by Content-Length or chunked (RFC 9112 §6.3), or none."""
+        codings = self.headers.get_all("Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length")
+        if codings:
+            if lengths:  # both framings: how requests are smuggled, so refused
+                raise _Unreadable
+            coding = [name.strip().lower() for name in ",".join(codings).split(",")]
+            if coding[-1] != "chunked":
+                raise _Unreadable
+            if coding != ["chunked"]:  # e.g. gzip under the chunks
+                raise _Unreadable(HTTPStatus.NOT_IMPLEMENTED)
+            return self._read_chunked()
+        if not lengths:
+            return b""
+        values = {value.strip() for value in ",".join(lengths).split(",")}  # "2, 2" is 2
+        text = values.pop()
+        if values or not (text.isascii() and text.isdigit()):  # not "abc", "-1", "+2", "2, 3"
+            raise _Unreadable
+        if (length := int(text)) > MAX_BODY:
+            raise _Unreadable(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        body = self.rfile.read(length)
+        if len(body) != length:  # the client stopped sending
+            raise _Unreadable
+        return body
+
+    def _read_chunked(self) -> bytes:
+        """The chunks' data; extensions are checked and ignored, trailers too (RFC 9112 §7.1)."""
+        body = bytearray()
+        while True:
+            line = _CHUNK_LINE.fullmatch(self.rfile.readline(MAX_LINE + 1))
+            if line is None:
+                raise _Unreadable
+            if (size := int(line[1], 16)) == 0:
+                break
+            if len(body) + size > MAX_BODY:
+                raise _Unreadable(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.read(2) != b"\r\n":
+                raise _Unreadable
+            body += chunk
+        for _ in range(MAX_TRAILERS + 1):  # read past, not merged into the headers
+            field = self.rfile.readline(MAX_LINE + 1)
+            if field == b"\r\n":
+                return bytes(body)
+            if not _TRAILER_LINE.fullmatch(field):
+                break
+        raise _Unreadable
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Any malformed request (this module's or http.server's) is answered as API Gateway
+        answers it, {"message": "Bad Request"}, and the connection closed."""
+        self.log_error("code %d, message %s", code, message or HTTPStatus(code).phrase)
+        data = json.dumps({"message": HTTPStatus(code).phrase}).encode()
+        self._send(code, {"Content-Type": "application/json", "Connection": "close"}, data)
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -145,11 +234,14 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), _ApiHandler)
+        server = _Server(("127.0.0.1", port), _ApiHandler)
     except OSError as error:
         sys.exit(f"flowsignals: cannot listen on 127.0.0.1:{port} ({error.strerror}); set PORT")
-    with server, dynamodb(os.environ.get("DYNAMODB_ENDPOINT")) as description:
+    endpoint = os.environ.get("DYNAMODB_ENDPOINT")
+    with server, dynamodb(endpoint) as description:
         _ApiHandler.routes = load_routes()
+        if not endpoint:
+            _ApiHandler.store_lock = threading.Lock()  # moto: see store_lock
         base = f"http://127.0.0.1:{port}"
         run = "3f2b8c1e-7d4a-4b9e-9c55-0a1b2c3d4e5f"
         print(f"flowsignals HTTP API listening on {base}", flush=True)

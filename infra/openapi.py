@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
-from flowsignals.http_api import app
+from flowsignals.lambdas.routes import app
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.json"
 

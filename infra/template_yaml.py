@@ -3,6 +3,8 @@ local server and the tests)."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,14 @@ def http_routes() -> dict[str, tuple[str, str]]:
                 properties = event["Properties"]
                 routes[f"{properties['Method']} {properties['Path']}"] = (module, handler)
     return routes
+
+
+def load_handler(name: str) -> Callable[[Any, Any], Any]:
+    """The callable template.yaml names for a route (``"POST /runs/{runId}/signals/..."``)
+    or a function (``"DeliverFunction"``)."""
+    if name in functions():
+        module, _, attribute = functions()[name]["Properties"]["Handler"].rpartition(".")
+    else:
+        module, attribute = http_routes()[name]
+    handler: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), attribute)
+    return handler

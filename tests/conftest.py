@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +23,8 @@ from moto import mock_aws
 
 import dynamodb_local
 from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
+from flowsignals.lambdas import runtime
+from flowsignals.lambdas.settings import settings
 from flowsignals.testing import create_waiter_table
 
 REQUIRE_DYNAMODB_LOCAL = os.environ.get("FLOWSIGNALS_REQUIRE_DYNAMODB_LOCAL") == "1"
@@ -49,7 +54,8 @@ class FakeClock:
     """A clock that moves only when told; starts with sub-millisecond digits to truncate."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 10, 15, 30, 123456, tzinfo=UTC)
+        # Far in the future: DynamoDB Local applies TTL, and a row whose Ttl has passed vanishes.
+        self.now = datetime(2096, 11, 23, 10, 15, 30, 123456, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -196,7 +202,46 @@ def running_local_server() -> Iterator[str]:
         banner = [server.stdout.readline() for _ in range(5)]
         assert f"listening on http://127.0.0.1:{port}" in banner[0], banner
         assert any("NOT enforced" in line for line in banner)
+        # Read on whatever the server prints: a full pipe would stop it mid-request.
+        for stream in (server.stdout, server.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def reset_runtime() -> None:
+    """Forget the process's settings, store and service, as a new Lambda process would."""
+    for cached in (settings, runtime.store, runtime.service):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The functions' runtime as a new process has it, over a fresh moto table named by
+    TABLE_NAME; yields the table's client. Tests may set more variables before the first call."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    with moto_table() as client:
+        reset_runtime()
+        yield client
+    reset_runtime()
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """What the functions log. Powertools' Logger writes to the stdout it held when it was
+    created, which capsys cannot see, so its handler is pointed here instead."""
+    handler = runtime.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    level = runtime.logger.log_level
+    runtime.logger.setLevel(logging.DEBUG)  # whatever a function logs, at any level
+    runtime.logger.debug("probe")
+    assert '"probe"' in buffer.getvalue(), "the logs fixture must see what the functions log"
+    buffer.seek(0)
+    buffer.truncate()
+    yield buffer
+    runtime.logger.setLevel(level)
+    handler.setStream(previous)

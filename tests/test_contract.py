@@ -50,12 +50,12 @@ def test_timestamps_are_utc_milliseconds_and_read_back_equal(
     store: FlowSignalStore, run_id: UUID, clock: FakeClock
 ) -> None:
     plus_two = timezone(timedelta(hours=2))
-    deadline = datetime(2026, 11, 23, 14, 0, 0, 999999, tzinfo=plus_two)
+    deadline = datetime(2096, 11, 23, 14, 0, 0, 999999, tzinfo=plus_two)
     waiter = store.register_waiter(run_id, "s", "go", deadline)
 
     assert waiter.created_at == clock.stored_now
     assert waiter.created_at.utcoffset() == timedelta(0)
-    assert waiter.expires_at == datetime(2026, 11, 23, 12, 0, 0, 999000, tzinfo=UTC)
+    assert waiter.expires_at == datetime(2096, 11, 23, 12, 0, 0, 999000, tzinfo=UTC)
     assert waiter.expires_at is not None and waiter.expires_at.utcoffset() == timedelta(0)
 
     result = store.deliver_signal(run_id, "go", "{}")
@@ -78,7 +78,7 @@ def test_run_id_accepts_a_uuid_or_its_string_forms_in_any_case(
 
     for form in (run_id, str(run_id), str(run_id).upper(), run_id.hex, run_id.hex.upper()):
         waiter = store.get_waiter(form, "s")
-        assert waiter is not None and waiter.run_id == run_id
+        assert waiter is not None and waiter.run_id == str(run_id)
     assert [w.step_key for w in store.list_waiters(run_id.hex)] == ["s"]
     assert store.deliver_signal(run_id.hex.upper(), "go", "1").status is DELIVERED
 
@@ -529,7 +529,7 @@ def test_list_is_oldest_first_then_by_step_key(
     waiters = store.list_waiters(run_id)
 
     assert [w.step_key for w in waiters] == ["z", "b", "m", "a"]
-    assert all(w.run_id == run_id for w in waiters)
+    assert all(w.run_id == str(run_id) for w in waiters)
 
 
 def test_list_of_an_unknown_run_is_empty(store: FlowSignalStore) -> None:

@@ -3,33 +3,22 @@ Functions or another Lambda would call them, on moto."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from conftest import TABLE_NAME, moto_table
-from flowsignals import runtime
 from flowsignals.testing import FakeLambdaContext
-from template_yaml import functions
+from template_yaml import load_handler
 
 Invoke = Callable[[str, Any], Any]
 
 
 @pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+def invoke(fresh_runtime: Any) -> Invoke:
     """``invoke("DeliverFunction", event)`` calls the handler template.yaml names."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    handlers = {}
-    for name, function in functions().items():
-        module, _, attribute = function["Properties"]["Handler"].rpartition(".")
-        handlers[name] = getattr(importlib.import_module(module), attribute)
-    with moto_table():
-        runtime.store.cache_clear()
-        yield lambda name, event: handlers[name](event, FakeLambdaContext())
-    runtime.store.cache_clear()
+    return lambda name, event: load_handler(name)(event, FakeLambdaContext())
 
 
 @pytest.fixture
@@ -59,7 +48,7 @@ def test_all_five_functions_answer_plain_json(invoke: Invoke, run: str) -> None:
 
     read = invoke("GetFunction", {"runId": run, "stepKey": "approval"})
     assert read["payload"] == {"ok": 1} and read["state"] == "Delivered"
-    assert invoke("ListFunction", {"runId": run}) == {"waiters": [read]}
+    assert invoke("ListFunction", {"runId": run}) == {"waiters": [read], "nextToken": None}
     assert invoke("RemoveFunction", {"runId": run, "stepKey": "approval"}) == {}
     assert invoke("GetFunction", {"runId": run, "stepKey": "approval"}) is None
 
@@ -92,8 +81,12 @@ def test_payload_defaults(invoke: Invoke, run: str, event: dict[str, Any], paylo
     assert invoke("GetFunction", {"runId": run, "stepKey": "s"})["payload"] == payload
 
 
+DEEP: list[Any] = []
+for _ in range(200):
+    DEEP = [DEEP]
+
 BAD_EVENTS = [
-    ("RegisterFunction", {"runId": "nope", "stepKey": "s", "signalName": "go"}),
+    ("RegisterFunction", {"runId": " nope", "stepKey": "s", "signalName": "go"}),
     ("RegisterFunction", {"stepKey": "s", "signalName": "go"}),
     ("RegisterFunction", {"runId": str(uuid4()), "stepKey": "s", "signalName": "go",
                           "timeoutSeconds": 5, "expiresAt": "2030-01-01T00:00:00Z"}),
@@ -105,8 +98,28 @@ BAD_EVENTS = [
     ("DeliverFunction", {"runId": str(uuid4()), "signalName": "go", "idempotencyKey": ""}),
     ("GetFunction", {"runId": str(uuid4())}),
     ("GetFunction", {"runId": str(uuid4()), "stepKey": " "}),
-    ("RemoveFunction", {"runId": "{" + str(uuid4()) + "}", "stepKey": "s"}),
+    ("RemoveFunction", {"runId": "a\nb", "stepKey": "s"}),
     ("ListFunction", {}),
+    ("ListFunction", {"runId": "r", "limit": 0}),
+    ("ListFunction", {"runId": "r", "limit": 101}),
+    ("ListFunction", {"runId": "r", "nextToken": "forged"}),
+    ("DeliverFunction", {"runId": "r", "signalName": "go", "payload": 1e400}),
+    ("DeliverFunction", {"runId": "r", "signalName": "go", "payload": float("nan")}),
+    ("DeliverFunction", {"runId": "r", "signalName": "go", "payload": 10**400}),
+    ("DeliverFunction", {"runId": "r", "signalName": "go", "payload": ["\ud800"]}),
+    ("DeliverFunction", {"runId": "r", "signalName": "go", "payload": {"\udfff": 1}}),
+    ("DeliverFunction", {"runId": "r", "signalName": "go", "payload": DEEP}),
+    ("RegisterFunction", {"runId": "r", "stepKey": "s", "signalName": "go",
+                          "expiresAt": "1700000000"}),
+    ("RegisterFunction", {"runId": "r", "stepKey": "s", "signalName": "go",
+                          "timeoutSeconds": 10**5000}),
+    ("DeliverFunction", {"requestContext": None}),
+    ("DeliverFunction", {"requestContext": {}}),
+    ("DeliverFunction", {"requestContext": "x", "version": "2.0"}),
+    ("DeliverFunction", {"version": "2.0", "routeKey": "POST /x", "rawPath": "/x",
+                         "requestContext": {"http": None}}),
+    ("GetFunction", "a string"),
+    ("GetFunction", 42),
     ("ListFunction", ["not", "an", "object"]),
     ("ListFunction", None),
 ]  # fmt: skip

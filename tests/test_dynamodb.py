@@ -4,6 +4,9 @@ each operation makes, a lagging index, and failures of DynamoDB itself."""
 from __future__ import annotations
 
 import json
+import re
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,7 +20,9 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ReadTimeoutError,
 )
+from botocore.httpsession import URLLib3Session
 
 from conftest import TABLE_NAME, Backend, FakeClock, dynamodb_local_client
 from flowsignals import (
@@ -26,15 +31,15 @@ from flowsignals import (
     SignalDeliveryStatus,
     StoreUnavailable,
 )
-from flowsignals.dynamodb import SIGNAL_INDEX
+from flowsignals.backends.dynamodb import answer_within, default_client
+from flowsignals.core.values import parse_timestamp
 from flowsignals.testing import record_requests
-from flowsignals.values import epoch_seconds, parse_timestamp
 
 DAY = 86_400
 
 
 def epoch(text: str) -> int:
-    return epoch_seconds(parse_timestamp(text))
+    return int(parse_timestamp(text).timestamp())
 
 
 def test_rows_use_the_documented_attributes_and_formats(
@@ -50,17 +55,18 @@ def test_rows_use_the_documented_attributes_and_formats(
     item = dynamodb_backend.raw_item(run, "Step 1")
 
     assert item is not None
+    assert re.fullmatch("[0-9a-f]{32}", item.pop("DeliveryId")["S"])  # the delivering attempt
     assert item == {
         "RunId": {"S": str(run)},
         "StepKey": {"S": "Step 1"},
         "SignalName": {"S": "approve"},
-        "CreatedAt": {"S": "2026-11-23T10:15:30.123Z"},
-        "ExpiresAt": {"S": "2026-11-23T11:15:30.123Z"},
-        "DeliveredAt": {"S": "2026-11-23T10:16:30.123Z"},
+        "CreatedAt": {"S": "2096-11-23T10:15:30.123Z"},
+        "ExpiresAt": {"S": "2096-11-23T11:15:30.123Z"},
+        "DeliveredAt": {"S": "2096-11-23T10:16:30.123Z"},
         "PayloadJson": {"S": '{"ok": true}'},
         "IdempotencyKey": {"S": "req-1"},
         "TaskToken": {"S": "tok"},
-        "Ttl": {"N": str(epoch("2026-11-23T10:16:30.123Z") + 7 * DAY)},
+        "Ttl": {"N": str(epoch("2096-11-23T10:16:30.123Z") + 7 * DAY)},
     }
 
 
@@ -138,13 +144,12 @@ def test_each_operation_makes_the_budgeted_requests(dynamodb_backend: Backend) -
 
     assert operations(register) == ["UpdateItem"]
     assert operations(deliver_hit) == ["Query", "UpdateItem"]
-    assert deliver_hit[0].params["IndexName"] == SIGNAL_INDEX
-    assert "ConsistentRead" not in deliver_hit[0].params
+    assert deliver_hit[0].params["ConsistentRead"] is True
+    assert "IndexName" not in deliver_hit[0].params
     assert deliver_hit[1].params["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     assert "attribute_not_exists(DeliveredAt)" in deliver_hit[1].params["ConditionExpression"]
-    assert operations(deliver_miss) == ["Query", "Query"]
-    assert deliver_miss[1].params["ConsistentRead"] is True
-    assert "IndexName" not in deliver_miss[1].params
+    assert operations(deliver_miss) == ["Query"]
+    assert deliver_miss[0].params["ConsistentRead"] is True
     assert operations(get) == ["GetItem"]
     assert get[0].params["ConsistentRead"] is True
     assert operations(remove) == ["DeleteItem"]
@@ -204,67 +209,71 @@ def test_many_waiters_of_one_name_page_through_the_consistent_read(
         result = store.deliver_signal(run, "go", "{}")
 
     assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "step-6")
-    assert operations(requests) == ["Query", "Query", "Query", "UpdateItem"]
+    assert operations(requests) == ["Query", "Query", "UpdateItem"]
 
 
 # --- a lagging index -----------------------------------------------------------------------
 
 
 @contextmanager
-def index_shows_nothing(client: Any) -> Iterator[None]:
-    """Every query of the index answers empty, as an index that has not caught up would."""
+def index_shows_only(client: Any, step_keys: set[str]) -> Iterator[None]:
+    """Every query of the index answers as an index that has not caught up would: only the
+    rows of ``step_keys``, whatever the table holds."""
 
     def mark(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["reads_index"] = "IndexName" in params
 
-    def empty(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    def stale(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if context.get("reads_index"):
-            parsed.update(Items=[], Count=0, ScannedCount=0)
-            parsed.pop("LastEvaluatedKey", None)
+            items = [i for i in parsed.get("Items", []) if i["StepKey"]["S"] in step_keys]
+            parsed.update(Items=items, Count=len(items), ScannedCount=len(items))
 
     client.meta.events.register("provide-client-params.dynamodb.Query", mark)
-    client.meta.events.register("after-call.dynamodb.Query", empty)
+    client.meta.events.register("after-call.dynamodb.Query", stale)
     try:
         yield
     finally:
         client.meta.events.unregister("provide-client-params.dynamodb.Query", mark)
-        client.meta.events.unregister("after-call.dynamodb.Query", empty)
+        client.meta.events.unregister("after-call.dynamodb.Query", stale)
 
 
-def test_a_lagging_index_never_yields_a_false_not_found(
+def test_oldest_first_holds_while_the_index_lags(
     dynamodb_backend: Backend, clock: FakeClock
 ) -> None:
     store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
-    with index_shows_nothing(client), record_requests(client) as requests:
-        store.register_waiter(run, "older", "go", clock.now + timedelta(minutes=1))
-        clock.advance(seconds=1)
-        store.register_waiter(run, "younger", "go")
-        clock.advance(minutes=5)
+    store.register_waiter(run, "older", "review")
+    clock.advance(seconds=1)
+    store.register_waiter(run, "newer", "approve")
+    clock.advance(seconds=1)
+    # The older waiter now waits for "approve" too; the index still files it under "review".
+    with index_shows_only(client, {"newer"}), record_requests(client) as requests:
+        store.register_waiter(run, "older", "approve")
+        first = store.deliver_signal(run, "approve", '"first"')
+        second = store.deliver_signal(run, "approve", '"second"')
+        third = store.deliver_signal(run, "approve", '"third"')
+        missing = store.deliver_signal(run, "review", "{}")
 
-        first = store.deliver_signal(run, "go", '"a"')
-        again = store.deliver_signal(run, "go", '"b"')
-        store.register_waiter(run, "third", "go")
-        third = store.deliver_signal(run, "go", '"c"')
-        missing = store.deliver_signal(run, "other", "{}")
-
-    assert any("IndexName" in r.params for r in requests)  # the index was asked, and "lagged"
-    assert (first.status, first.step_key) == (SignalDeliveryStatus.DELIVERED, "younger")
-    assert (again.status, again.step_key) == (SignalDeliveryStatus.ALREADY_DELIVERED, "younger")
-    assert (third.status, third.step_key) == (SignalDeliveryStatus.DELIVERED, "third")
+    assert (first.status, first.step_key) == (SignalDeliveryStatus.DELIVERED, "older")
+    assert (second.status, second.step_key) == (SignalDeliveryStatus.DELIVERED, "newer")
+    assert (third.status, third.step_key) == (SignalDeliveryStatus.ALREADY_DELIVERED, "older")
     assert missing.status is SignalDeliveryStatus.NOT_FOUND
+    assert not any("IndexName" in r.params for r in requests)  # decisions never use the index
 
 
-def test_a_lagging_index_never_yields_a_false_expired(
+def test_a_lagging_index_never_yields_a_false_expired_or_not_found(
     dynamodb_backend: Backend, clock: FakeClock
 ) -> None:
     store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
     store.register_waiter(run, "old", "go", clock.now)
     clock.advance(seconds=1)
     # The index shows only the expired waiter, not the live one registered just now.
-    with index_shows_nothing(client):
+    with index_shows_only(client, {"old"}):
         store.register_waiter(run, "new", "go")
+        store.register_waiter(run, "fresh", "other")
         result = store.deliver_signal(run, "go", "{}")
+        other = store.deliver_signal(run, "other", "{}")
     assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "new")
+    assert (other.status, other.step_key) == (SignalDeliveryStatus.DELIVERED, "fresh")
 
 
 # --- DynamoDB failing ----------------------------------------------------------------------
@@ -370,12 +379,70 @@ def test_throttling_and_server_errors_are_retried_then_store_unavailable(
     assert store.list_waiters(run) == before
 
 
+@pytest.mark.dynamodb_local
+def test_a_delivery_whose_answer_was_lost_is_recognised_as_its_own(
+    faulty_store: FaultyStore,
+) -> None:
+    """DynamoDB applies the write, the answer is lost, botocore sends it again: the repeat
+    fails its condition, and the store still knows the delivery is this caller's."""
+    client, store, run, _ = faulty_store
+    session = URLLib3Session()
+    lost: list[str] = []
+
+    def apply_then_lose_the_answer(request: Any, **_: Any) -> None:
+        target = request.headers["X-Amz-Target"].decode()
+        if target.endswith("UpdateItem") and not lost:
+            lost.append(session.send(request).content.decode())
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    client.meta.events.register_first("before-send.dynamodb", apply_then_lose_the_answer)
+    try:
+        result = store.deliver_signal(run, "go", '{"mine": true}')
+    finally:
+        client.meta.events.unregister("before-send.dynamodb", apply_then_lose_the_answer)
+
+    assert lost and "ConditionalCheckFailed" not in lost[0]  # the first attempt was applied
+    assert (result.status, result.step_key, result.replayed) == (
+        SignalDeliveryStatus.DELIVERED,
+        "s",
+        False,
+    )
+    waiter = store.get_waiter(run, "s")
+    assert waiter is not None and waiter.payload_json == '{"mine": true}'
+    assert waiter.delivered_at == result.delivered_at
+
+
 def test_the_default_client_uses_standard_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
     store = DynamoDBFlowSignalStore(TABLE_NAME)
     config: Config = store._client.meta.config
     assert config.retries["mode"] == "standard"
+    # One attempt takes at most 4 s: a retry still fits in the functions' 10 s.
+    assert config.connect_timeout + config.read_timeout <= 4
     assert store._client.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint that accepts connections (in the kernel's backlog) and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_silent_dynamodb_is_unavailable_before_the_time_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with silent_endpoint() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        store = DynamoDBFlowSignalStore(TABLE_NAME, client=default_client())
+        budget = 7.0  # two attempts of at most 4 s cannot both fit
+        for operation in every_operation(store, uuid4())[:2]:
+            started = time.monotonic()
+            with answer_within(budget), pytest.raises(StoreUnavailable, match="no time left"):
+                operation()
+            assert time.monotonic() - started < budget
 
 
 @pytest.mark.dynamodb_local

@@ -3,7 +3,6 @@ every route, through the real handlers, on moto."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TABLE_NAME, moto_table
-from flowsignals import runtime
+from conftest import TABLE_NAME, moto_table, reset_runtime
 from flowsignals.testing import FakeLambdaContext, http_api_event
-from template_yaml import http_routes
+from template_yaml import http_routes, load_handler
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -76,12 +74,9 @@ def handlers() -> Iterator[dict[str, Any]]:
     patch = pytest.MonkeyPatch()
     patch.setenv("TABLE_NAME", TABLE_NAME)
     with moto_table():
-        runtime.store.cache_clear()
-        yield {
-            route: getattr(importlib.import_module(module), function)
-            for route, (module, function) in http_routes().items()
-        }
-    runtime.store.cache_clear()
+        reset_runtime()
+        yield {route: load_handler(route) for route in http_routes()}
+    reset_runtime()
     patch.undo()
 
 

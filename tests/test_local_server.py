@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import importlib
 import json
+import signal
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
 import boto3
 import pytest
@@ -131,3 +138,135 @@ def test_dynamodb_endpoint_serves_from_dynamodb_local(dynamodb_local_endpoint: s
         TableName="flowsignals-local", Key={"RunId": {"S": str(run)}, "StepKey": {"S": "s"}}
     )["Item"]
     assert item["PayloadJson"] == {"S": "[1]"}
+
+
+def answer_of(connection: socket.socket) -> tuple[int, http.client.HTTPMessage, Any]:
+    """The status, headers and JSON body of the HTTP answer read from ``connection``."""
+    answer = http.client.HTTPResponse(connection)
+    answer.begin()
+    raw = answer.read()
+    return answer.status, answer.headers, json.loads(raw) if raw else None
+
+
+def raw_request(base: str, data: bytes) -> tuple[int, http.client.HTTPMessage, Any]:
+    """``data`` sent as is on a new connection, then EOF; the answer."""
+    target = urlsplit(base)
+    with socket.create_connection((target.hostname, target.port), timeout=10) as connection:
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        return answer_of(connection)
+
+
+def test_a_chunked_body_is_delivered_whole(base_url: str) -> None:
+    run = uuid4()
+    register = json.dumps({"signalName": "go"})
+    assert request(base_url, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
+    chunks = (  # sizes in either case, extensions (with BWS, quoted ";"), a trailer to skip
+        b'A;name\r\n{"note": "\r\n'
+        b'4 ; q = "a;\\"b" ; t=v\r\nx;y"\r\n'
+        b'd\r\n, "ok": true}\r\n'
+        b"0;last\r\nChecksum: abc\r\n\r\n"
+    )
+    head = f"POST /runs/{run}/signals/go HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, _, body = raw_request(base_url, head.encode() + chunks)
+    assert status == 200 and body["delivered"] is True
+
+    status, _, body = request(base_url, "GET", f"/runs/{run}/waiters/s")
+    assert status == 200 and body["payload"] == {"note": "x;y", "ok": True}
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        (b"Content-Length: abc\r\n\r\n{}", 400),
+        (b"Content-Length: -1\r\n\r\n{}", 400),
+        (b"Content-Length: +2\r\n\r\n{}", 400),
+        (b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
+        (b"Content-Length: 5\r\n\r\n{}", 400),  # the body ends early
+        (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n1\r\n{}\r\n0\r\n\r\n", 400),  # data overruns size
+        (b"Transfer-Encoding: chunked\r\n\r\n2;=v\r\n{}\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nno colon\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n", 400),  # no last chunk
+        (b"Transfer-Encoding: gzip\r\n\r\n{}", 400),
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 501),
+        (b"Content-Length: 18446744073709551616\r\n\r\n{}", 413),
+        (b"Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n{}\r\n0\r\n\r\n", 413),
+    ],
+)
+def test_a_malformed_body_framing_is_answered_and_closed(
+    base_url: str, framing: bytes, status: int
+) -> None:
+    head = f"POST /runs/{uuid4()}/signals/go HTTP/1.1\r\nHost: x\r\n".encode()
+    answered, headers, body = raw_request(base_url, head + framing)
+    assert (answered, body) == (status, {"message": HTTPStatus(status).phrase})
+    assert headers["Content-Type"] == "application/json" and headers["Connection"] == "close"
+
+
+def test_a_body_sent_to_no_route_is_read_before_the_answer(base_url: str) -> None:
+    # Left unread, a large body turns the server's close into a reset: the 404 would be lost.
+    status, _, body = request(base_url, "POST", "/nothing-here", "x" * 8_000_000)
+    assert (status, body) == (404, {"message": "Not Found"})
+
+
+def test_64_clients_arriving_while_the_server_is_busy_are_all_answered() -> None:
+    # A stopped server stands for a busy one: the kernel queues connections up to the listen
+    # backlog, and only those; a connection past it is not even established until accepted.
+    port, clients = free_port(), 64
+    server = start_server(port)
+    try:
+        assert server.stdout is not None and "listening" in server.stdout.readline()
+        with contextlib.ExitStack() as connections:
+            server.send_signal(signal.SIGSTOP)
+            try:
+                opened = [
+                    connections.enter_context(socket.create_connection(("127.0.0.1", port), 10))
+                    for _ in range(clients)
+                ]
+                for number, connection in enumerate(opened):
+                    get = f"GET /runs/{uuid4()}/waiters/{number} HTTP/1.1\r\nHost: x\r\n\r\n"
+                    connection.sendall(get.encode())
+            finally:
+                server.send_signal(signal.SIGCONT)
+            statuses = [answer_of(connection)[0] for connection in opened]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert statuses == [404] * clients
+
+
+def test_repeated_headers_reach_the_handler_joined_with_commas(base_url: str) -> None:
+    run = uuid4()
+    register = json.dumps({"signalName": "go"})
+    assert request(base_url, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
+    deliver = (
+        f"POST /runs/{run}/signals/go HTTP/1.1\r\nHost: x\r\n"
+        "Idempotency-Key: a\r\nContent-Length: 2\r\nidempotency-key: b\r\n\r\n{}"
+    )
+    status, _, body = raw_request(base_url, deliver.encode())
+    assert status == 200 and body["replayed"] is False
+
+    # The key kept is "a,b", as API Gateway would have passed it: a retry with it is a replay.
+    status, _, body = request(
+        base_url, "POST", f"/runs/{run}/signals/go", "{}", **{"Idempotency-Key": "a,b"}
+    )
+    assert status == 200 and body["replayed"] is True
+
+
+def test_concurrent_deliveries_on_embedded_dynamodb_deliver_once() -> None:
+    clients = 16
+    with running_local_server() as base, ThreadPoolExecutor(clients) as pool:
+        for _ in range(10):
+            run = uuid4()
+            register = json.dumps({"signalName": "go"})
+            assert request(base, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
+            started = threading.Barrier(clients)
+
+            def deliver(run: UUID = run, started: threading.Barrier = started) -> int:
+                started.wait(timeout=30)
+                return request(base, "POST", f"/runs/{run}/signals/go", "{}")[0]
+
+            statuses = list(pool.map(lambda _: deliver(), range(clients)))
+            assert sorted(statuses) == [200] + [409] * (clients - 1), run

@@ -15,8 +15,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.awsrequest import AWSResponse
 
-from conftest import REGION, TABLE_NAME, moto_table
-from flowsignals import notifier, runtime
+from conftest import REGION, TABLE_NAME, moto_table, reset_runtime
+from flowsignals.lambdas import notifier
 from flowsignals.testing import FakeLambdaContext, http_api_event
 
 STREAM_ARN = (
@@ -109,6 +109,8 @@ def recording_aws() -> Iterator[Calls]:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
     monkeypatch.setenv("EVENT_BUS_NAME", "flowsignals-bus")
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    reset_runtime()
     with recording_aws() as recorded:
         boto3.client("events").create_event_bus(Name="flowsignals-bus")
         yield recorded
@@ -243,10 +245,10 @@ def test_end_to_end_from_the_handlers_to_send_task_success(
 ) -> None:
     # moto 5.2's DescribeStream answers "Not yet implemented", so the stream record is built
     # from the table's row before and after the delivery (what NEW_AND_OLD_IMAGES carries).
-    from flowsignals import handlers
+    from flowsignals.lambdas import handlers
 
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    runtime.store.cache_clear()
+    reset_runtime()
     run = str(uuid4())
     handlers.register_handler(
         {"runId": run, "stepKey": "approval", "signalName": "approve", "taskToken": "sfn-token"},
@@ -260,7 +262,7 @@ def test_end_to_end_from_the_handlers_to_send_task_success(
     )
     assert handlers.deliver_handler(deliver, FakeLambdaContext())["statusCode"] == 200
     after = stored_row(run, "approval")
-    runtime.store.cache_clear()
+    reset_runtime()
 
     assert run_notifier(stream_record("MODIFY", old=before, new=after)) == {"batchItemFailures": []}
 

@@ -4,26 +4,27 @@ every route, one least-privilege policy per function."""
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 from template_yaml import TEMPLATE, functions, http_routes, load_template
 
 ROOT = TEMPLATE.parent
 TABLE_ARN = {"GetAtt": "WaiterTable.Arn"}
-INDEX_ARN = {"Sub": "${WaiterTable.Arn}/index/RunId-SignalName-index"}
 
 EXPECTED_ROUTES = {
-    "PUT /runs/{runId}/waiters/{stepKey}": "flowsignals.handlers.register_handler",
-    "GET /runs/{runId}/waiters/{stepKey}": "flowsignals.handlers.get_handler",
-    "DELETE /runs/{runId}/waiters/{stepKey}": "flowsignals.handlers.remove_handler",
-    "GET /runs/{runId}/waiters": "flowsignals.handlers.list_handler",
-    "POST /runs/{runId}/signals/{signalName}": "flowsignals.handlers.deliver_handler",
+    "PUT /runs/{runId}/waiters/{stepKey}": "flowsignals.lambdas.handlers.register_handler",
+    "GET /runs/{runId}/waiters/{stepKey}": "flowsignals.lambdas.handlers.get_handler",
+    "DELETE /runs/{runId}/waiters/{stepKey}": "flowsignals.lambdas.handlers.remove_handler",
+    "GET /runs/{runId}/waiters": "flowsignals.lambdas.handlers.list_handler",
+    "POST /runs/{runId}/signals/{signalName}": "flowsignals.lambdas.handlers.deliver_handler",
 }
 # Each function's grants: {action: resources}.
 EXPECTED_GRANTS = {
     "RegisterFunction": {"dynamodb:UpdateItem": [TABLE_ARN]},
     "DeliverFunction": {
-        "dynamodb:Query": [TABLE_ARN, INDEX_ARN],
+        # The table only: deliveries decide on consistent reads, never on the index.
+        "dynamodb:Query": [TABLE_ARN],
         "dynamodb:UpdateItem": [TABLE_ARN],
     },
     "GetFunction": {"dynamodb:GetItem": [TABLE_ARN]},
@@ -155,3 +156,13 @@ def test_the_dependencies_layer_carries_what_the_package_needs_but_not_the_runti
         "python-dateutil",
         "s3transfer",
     }
+
+
+def test_retention_days_is_a_whole_number_of_days_at_deploy_time() -> None:
+    parameter = load_template()["Parameters"]["RetentionDays"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    for accepted in ("0", "7", "365", "99999"):
+        assert pattern.fullmatch(accepted), accepted
+    for refused in ("1.5", "-1", "07", " 7", "7 ", "1e3", "", "100000"):
+        assert not pattern.fullmatch(refused), refused
+    assert pattern.fullmatch(parameter["Default"])

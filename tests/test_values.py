@@ -3,8 +3,9 @@ nothing; every value at a limit is accepted. Run against every backend."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,17 +22,17 @@ from flowsignals import (
 
 RUN = uuid4()
 BAD_RUN_IDS = [
-    "not-a-uuid",
     "",
-    f"{{{RUN}}}",
-    f"urn:uuid:{RUN}",
+    " ",
     f" {RUN}",
     f"{RUN}\n",
-    str(RUN)[:8] + " " + str(RUN)[9:],
-    RUN.hex[:31],
-    RUN.hex + "0",
-    "g" * 32,
-    str(RUN).replace("-", "")[:-4] + "----",
+    "order-1 ",
+    "\torder-1",
+    "order\n1",
+    "a\x00b",
+    "a\x9fb",
+    "x" * 257,
+    "\ud800",
     12345,
     None,
     RUN.bytes,
@@ -65,13 +66,36 @@ BAD_PAYLOADS = [
     '"\x01"',
     '"\ud800"',
     "[" * 100_000 + "]" * 100_000,
+    "[" * 129 + "]" * 129,
+    '{"a": ' * 129 + "1" + "}" * 129,
+    "1e400",
+    "-1e400",
+    '{"a": [1, 2e308]}',
+    "9" * 400,
+    "-" + "9" * 4301,
+    r'"\ud800"',
+    r'["ok", "\udfff"]',
+    r'{"\udc00": 1}',
+    r'"\ude00\ud83d"',
+    '{"a": 1, "a": 2}',
+    '[{"b": {"x": 1, "x": 1}}]',
     None,
     b"{}",
     {"a": 1},
 ]
 BAD_IDEMPOTENCY_KEYS = ["", "x" * 129, "é", "a\nb", "\x7f", "tab\tkey", 5]
 BAD_TASK_TOKENS = ["", "t" * 2049, 42, "\udc00"]
-BAD_DEADLINES = [datetime(2026, 11, 23, 12, 0), "2026-11-23T12:00:00Z", date(2026, 11, 23), 1.7e9]
+BAD_DEADLINES = [
+    datetime(2026, 11, 23, 12, 0),
+    "2026-11-23T12:00:00",
+    "1700000000",
+    "0",
+    "2026-13-01T00:00:00Z",
+    date(2026, 11, 23),
+    1.7e9,
+    1_700_000_000,
+    datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+]
 
 
 @pytest.fixture
@@ -222,3 +246,60 @@ def test_step_keys_with_inner_spaces_and_one_character_are_accepted(
     for step_key in ("a", " x ", "a b", "-"):
         store.register_waiter(run, step_key, "go")
     assert sorted(w.step_key for w in store.list_waiters(run)) == sorted(["a", " x ", "a b", "-"])
+
+
+def test_run_ids_are_any_orchestrator_id_and_every_uuid_spelling_is_one_run(
+    store: FlowSignalStore,
+) -> None:
+    run = uuid4()
+    opaque = [
+        "order-1234-approval",
+        "Order-1234-Approval",
+        "arn:aws:states:us-east-1:123456789012:execution:Approvals:order-1234",
+        f"{{{run}}}",
+        f"urn:uuid:{run}",
+        run.hex[:31],
+        "g" * 32,
+        "é" * 256,
+        "a b",
+    ]
+    for run_id in opaque:
+        assert store.register_waiter(run_id, "s", "go").run_id == run_id
+    assert len({store.get_waiter(r, "s") for r in opaque}) == len(opaque)  # case-sensitive
+
+    spellings = [run, str(run), str(run).upper(), run.hex, run.hex.upper()]
+    for spelling in spellings:
+        assert store.register_waiter(spelling, "s", "go").run_id == str(run)
+    assert [w.run_id for w in store.list_waiters(run.hex.upper())] == [str(run)]
+
+
+DEEPEST = "[" * 128 + "]" * 128
+EXTREME_PAYLOADS = [
+    DEEPEST,
+    '{"a": ' * 127 + "{}" + "}" * 127,
+    "1.7976931348623157e308",
+    "-1.7976931348623157e308",
+    "1e-400",
+    "5e-324",
+    "9" * 308,
+    "-" + "9" * 308,
+    r'"\ud83d\ude00 \u00e9 \u0000 \\ud800"',
+    '"\U0010ffff\U0001f600\u2028"',
+    '{"": 0, "a": {"": []}}',
+    "null",
+    "0",
+    '""',
+    " \t\n[1] \n",
+]
+
+
+@pytest.mark.parametrize("payload", EXTREME_PAYLOADS, ids=lambda p: repr(p)[:40])
+def test_payloads_at_the_edges_of_i_json_are_accepted_and_read_back(
+    store: FlowSignalStore, payload: str
+) -> None:
+    run = uuid4()
+    store.register_waiter(run, "s", "go")
+    assert store.deliver_signal(run, "go", payload).status is SignalDeliveryStatus.DELIVERED
+    stored = store.get_waiter(run, "s")
+    assert stored is not None and stored.payload_json == payload
+    assert json.loads(stored.payload_json) == json.loads(payload)

@@ -2,18 +2,22 @@
 
 A step of a workflow run parks as a *waiter*; it resumes when a *signal* is delivered
 to it, exactly once.
+
+The package is layered: ``core`` (the contract: value types, models, errors, the store
+protocol and its delivery rule), ``backends`` (in-memory and DynamoDB), ``lambdas`` (the
+service, the HTTP API, direct invocation, the notifier and their settings).
 """
 
-from flowsignals.dynamodb import DynamoDBFlowSignalStore
-from flowsignals.errors import (
+from flowsignals.backends.dynamodb import DynamoDBFlowSignalStore
+from flowsignals.backends.memory import InMemoryFlowSignalStore
+from flowsignals.core.errors import (
     FlowSignalError,
     InvalidSignalRequest,
     PayloadTooLarge,
     StoreUnavailable,
 )
-from flowsignals.memory import InMemoryFlowSignalStore
-from flowsignals.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
-from flowsignals.store import FlowSignalStore
+from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.core.store import FlowSignalStore
 
 __all__ = [
     "DynamoDBFlowSignalStore",

@@ -9,9 +9,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 from uuid import uuid4
 
-from flowsignals.dynamodb import TTL_ATTRIBUTE, WAITER_TABLE_SCHEMA
+from flowsignals.backends.dynamodb import SIGNAL_INDEX, TTL_ATTRIBUTE
+
+# The create_table arguments of the table in template.yaml (which is the truth;
+# tests/test_schema.py keeps the two in step).
+WAITER_TABLE_SCHEMA: dict[str, Any] = {
+    "BillingMode": "PAY_PER_REQUEST",
+    "AttributeDefinitions": [
+        {"AttributeName": "RunId", "AttributeType": "S"},
+        {"AttributeName": "StepKey", "AttributeType": "S"},
+        {"AttributeName": "SignalName", "AttributeType": "S"},
+    ],
+    "KeySchema": [
+        {"AttributeName": "RunId", "KeyType": "HASH"},
+        {"AttributeName": "StepKey", "KeyType": "RANGE"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": SIGNAL_INDEX,
+            "KeySchema": [
+                {"AttributeName": "RunId", "KeyType": "HASH"},
+                {"AttributeName": "SignalName", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["CreatedAt"]},
+        }
+    ],
+    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    "SSESpecification": {"Enabled": True},
+}
 
 
 def create_waiter_table(client: Any, table_name: str) -> None:
@@ -125,6 +153,9 @@ def http_api_event(
     }
     if parameters:
         event["pathParameters"] = parameters
+    query = parse_qs(raw_query_string, keep_blank_values=True)
+    if query:  # repeated names joined with commas, as API Gateway does
+        event["queryStringParameters"] = {name: ",".join(v) for name, v in query.items()}
     if isinstance(body, bytes):
         event["body"] = base64.b64encode(body).decode("ascii")
     elif body is not None:

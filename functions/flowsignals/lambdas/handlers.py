@@ -1,6 +1,6 @@
-"""The five Lambda entry points named in template.yaml. Each answers an API Gateway HTTP API
-event (it has ``requestContext``) through the resolver, and any other event as a direct
-invocation."""
+"""The five Lambda entry points named in template.yaml. Each answers a well-formed API Gateway
+HTTP API event through the resolver, and any other event as a direct invocation, within the
+time the invocation has left."""
 
 from __future__ import annotations
 
@@ -9,15 +9,23 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flowsignals import direct, http_api
-from flowsignals.runtime import logger, metrics, tracer
+from flowsignals.backends.dynamodb import answer_within
+from flowsignals.lambdas import direct, routes
+from flowsignals.lambdas.http_events import is_http_api_event
+from flowsignals.lambdas.runtime import logger, metrics, tracer
+
+# Time kept back from the invocation's remaining time to shape and return the answer, so a
+# slow DynamoDB is a 503 (or StoreUnavailable), never the function's own timeout.
+ANSWER_MARGIN_SECONDS = 1.0
 
 
 def _entry_point(operation: direct.DirectOperation, *, with_metrics: bool = False) -> Any:
     def handler(event: Any, context: LambdaContext) -> Any:
-        if isinstance(event, dict) and "requestContext" in event:
-            return http_api.handle(event, context)
-        return operation(event)
+        seconds = context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+        with answer_within(seconds):
+            if is_http_api_event(event):
+                return routes.handle(event, context)
+            return operation(event)
 
     if with_metrics:
         handler = metrics.log_metrics(handler)

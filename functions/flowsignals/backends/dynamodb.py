@@ -1,15 +1,19 @@
-"""The DynamoDB backend (SPEC section 2): the only module of the package that talks to DynamoDB.
+"""The DynamoDB backend: the only module of the package that talks to DynamoDB.
 
-One row per waiter, keyed ``RunId`` + ``StepKey``. The index ``RunId-SignalName-index``
-projects only ``CreatedAt``, so a delivery (which sets ``DeliveredAt``/``PayloadJson``)
-writes the table and never the index. Index reads are eventually consistent: they only
-propose a receiver; every answer other than a successful write is confirmed by a
-strongly consistent query of the run's partition.
+One row per waiter, keyed ``RunId`` + ``StepKey`` (the table of ``template.yaml``). Every
+decision is made on strongly consistent reads of the run's partition and carried out by
+conditional writes, so neither a lagging index nor a concurrent writer can make a delivery
+skip the oldest waiter or land twice.
 """
 
 from __future__ import annotations
 
+import heapq
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,12 +23,20 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from flowsignals.errors import FlowSignalError, StoreUnavailable
-from flowsignals.models import FlowSignalWaiter, SignalDeliveryResult
-from flowsignals.store import (
+from flowsignals.core.arguments import (
+    Delivery,
+    check_delivery,
+    check_page,
+    check_registration,
+    check_run,
+    check_waiter_key,
+)
+from flowsignals.core.errors import FlowSignalError, StoreUnavailable
+from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult
+from flowsignals.core.store import (
     Clock,
+    WaiterPosition,
     delivered,
-    next_receiver,
     oldest_first,
     read_clock,
     replay_of,
@@ -32,57 +44,26 @@ from flowsignals.store import (
     system_clock,
     undeliverable,
 )
-from flowsignals.values import (
-    check_delivery,
-    check_registration,
-    check_waiter_key,
-    epoch_seconds,
-    format_timestamp,
-    parse_run_id,
-    parse_timestamp,
-)
+from flowsignals.core.values import format_timestamp, parse_timestamp
 
 SIGNAL_INDEX = "RunId-SignalName-index"
 TTL_ATTRIBUTE = "Ttl"
-
-# The create_table arguments of the table in template.yaml (which is the truth;
-# tests/test_schema.py keeps the two in step).
-WAITER_TABLE_SCHEMA: dict[str, Any] = {
-    "BillingMode": "PAY_PER_REQUEST",
-    "AttributeDefinitions": [
-        {"AttributeName": "RunId", "AttributeType": "S"},
-        {"AttributeName": "StepKey", "AttributeType": "S"},
-        {"AttributeName": "SignalName", "AttributeType": "S"},
-    ],
-    "KeySchema": [
-        {"AttributeName": "RunId", "KeyType": "HASH"},
-        {"AttributeName": "StepKey", "KeyType": "RANGE"},
-    ],
-    "GlobalSecondaryIndexes": [
-        {
-            "IndexName": SIGNAL_INDEX,
-            "KeySchema": [
-                {"AttributeName": "RunId", "KeyType": "HASH"},
-                {"AttributeName": "SignalName", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["CreatedAt"]},
-        }
-    ],
-    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    "SSESpecification": {"Enabled": True},
-}
+DEFAULT_RETENTION = timedelta(days=7)
 
 # "TTL" is a DynamoDB reserved word (case-insensitively), so Ttl goes by a placeholder.
 _TTL_NAME = {"#ttl": TTL_ATTRIBUTE}
 _RUN = "RunId = :run_id"
-_RUN_AND_SIGNAL = "RunId = :run_id AND SignalName = :signal_name"
 _HAS_SIGNAL = "SignalName = :signal_name"
 # SignalName = :signal_name is false on a missing row, so a delivery never creates one.
 _DELIVERABLE = (
     "attribute_not_exists(DeliveredAt) AND SignalName = :signal_name"
     " AND (attribute_not_exists(ExpiresAt) OR ExpiresAt > :now)"
 )
-_DELIVER = "SET DeliveredAt = :now, PayloadJson = :payload_json, #ttl = :ttl"
+# DeliveryId names the attempt that wrote the delivery: when DynamoDB applied a write whose
+# answer was lost and botocore sent it again, the repeat finds its own id in the row.
+_DELIVER = (
+    "SET DeliveredAt = :now, PayloadJson = :payload_json, DeliveryId = :delivery_id, #ttl = :ttl"
+)
 _DELIVER_WITH_KEY = _DELIVER + ", IdempotencyKey = :idempotency_key"
 _UNDELIVERED = "attribute_not_exists(DeliveredAt)"
 _DELIVERED = "attribute_exists(DeliveredAt)"
@@ -100,22 +81,38 @@ _TRANSIENT_ERRORS = frozenset(
         "TransactionConflictException",
     }
 )
-# Each round is one conditional write that lost a race to another writer; a run of
-# this many losses means heavy contention, answered as a transient failure.
-_MAX_WRITE_ROUNDS = 16
+# A register races only a delivery or a removal of its own row: a few rounds settle it.
+_MAX_REGISTER_ROUNDS = 16
+# A delivery reads again only after every waiter it saw was taken by other deliveries, so each
+# round means others made progress; this bounds a run that keeps gaining waiters meanwhile.
+_MAX_DELIVERY_ROUNDS = 64
+
+# The instant (time.monotonic()) by which the current operation must have answered.
+_answer_by: ContextVar[float | None] = ContextVar("flowsignals_answer_by", default=None)
+
+
+@contextmanager
+def answer_within(seconds: float) -> Iterator[None]:
+    """Inside the block, a DynamoDB attempt (a first try or a retry) starts only when it can
+    finish before ``seconds`` from now, given the client's connect and read timeouts;
+    otherwise the operation raises ``StoreUnavailable`` in time to be answered."""
+    token = _answer_by.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _answer_by.reset(token)
 
 
 def default_client() -> Any:
-    """A DynamoDB client: botocore standard retries (4 attempts for DynamoDB), short timeouts.
-
-    The endpoint follows the usual AWS settings (``AWS_ENDPOINT_URL_DYNAMODB``, region).
-    """
+    """A DynamoDB client: botocore standard retries, timeouts short enough that a retry fits
+    in a Lambda invocation. The endpoint follows the usual AWS settings
+    (``AWS_ENDPOINT_URL_DYNAMODB``, region)."""
     return boto3.client(
         "dynamodb",
         config=Config(
-            retries={"mode": "standard"},
-            connect_timeout=2,
-            read_timeout=5,
+            retries={"mode": "standard", "total_max_attempts": 4},
+            connect_timeout=1,
+            read_timeout=3,
         ),
     )
 
@@ -128,6 +125,10 @@ class _ConditionFailed(Exception):
         self.old = old
 
 
+class _OutOfTime(Exception):
+    """Another attempt could not finish before the operation must answer."""
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -136,8 +137,8 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _key(run: UUID, step_key: str) -> dict[str, dict[str, str]]:
-    return {"RunId": _s(str(run)), "StepKey": _s(step_key)}
+def _key(run: str, step_key: str) -> dict[str, dict[str, str]]:
+    return {"RunId": _s(run), "StepKey": _s(step_key)}
 
 
 def _waiter_from_item(item: dict[str, Any]) -> FlowSignalWaiter:
@@ -149,7 +150,7 @@ def _waiter_from_item(item: dict[str, Any]) -> FlowSignalWaiter:
         return None if value is None else parse_timestamp(value)
 
     return FlowSignalWaiter(
-        run_id=UUID(item["RunId"]["S"]),
+        run_id=item["RunId"]["S"],
         step_key=item["StepKey"]["S"],
         signal_name=item["SignalName"]["S"],
         created_at=parse_timestamp(item["CreatedAt"]["S"]),
@@ -170,7 +171,7 @@ class DynamoDBFlowSignalStore:
         *,
         client: Any = None,
         clock: Clock | None = None,
-        retention: timedelta = timedelta(days=7),
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         if retention < timedelta(0):
             raise ValueError("retention must not be negative")
@@ -178,6 +179,9 @@ class DynamoDBFlowSignalStore:
         self._client = client if client is not None else default_client()
         self._clock = clock or system_clock
         self._retention_seconds = int(retention.total_seconds())
+        config = self._client.meta.config
+        self._attempt_seconds = (config.connect_timeout or 0) + (config.read_timeout or 0)
+        self._client.meta.events.register("before-send.dynamodb", self._refuse_late_attempt)
 
     # --- operations -------------------------------------------------------------------
 
@@ -190,21 +194,25 @@ class DynamoDBFlowSignalStore:
         *,
         task_token: str | None = None,
     ) -> FlowSignalWaiter:
-        run, key, name, deadline, token = check_registration(
-            run_id, step_key, signal_name, expires_at, task_token
-        )
+        arguments = check_registration(run_id, step_key, signal_name, expires_at, task_token)
         now = read_clock(self._clock)
         # Atomic: one conditional UpdateItem per attempt. The first assumes the row is new
         # or undelivered (it owns Ttl then); if a delivery got there first, the second
         # leaves Ttl as the tombstone's. A row removed in between starts over.
-        for _ in range(_MAX_WRITE_ROUNDS):
+        for _ in range(_MAX_REGISTER_ROUNDS):
             for already_delivered in (False, True):
                 try:
                     response = self._call(
                         "update_item",
-                        Key=_key(run, key),
+                        Key=_key(arguments.run_id, arguments.step_key),
                         ReturnValues="ALL_NEW",
-                        **self._register_update(name, deadline, token, now, already_delivered),
+                        **self._register_update(
+                            arguments.signal_name,
+                            arguments.expires_at,
+                            arguments.task_token,
+                            now,
+                            already_delivered,
+                        ),
                     )
                 except _ConditionFailed:
                     continue
@@ -219,58 +227,66 @@ class DynamoDBFlowSignalStore:
         *,
         idempotency_key: str | None = None,
     ) -> SignalDeliveryResult:
-        run, name, payload, idem_key = check_delivery(
-            run_id, signal_name, payload_json, idempotency_key
-        )
+        arguments = check_delivery(run_id, signal_name, payload_json, idempotency_key)
+        run, name, key = arguments.run_id, arguments.signal_name, arguments.idempotency_key
         now = read_clock(self._clock)
-        # Replay comes first, and only the table holds each waiter's IdempotencyKey: a
-        # keyed delivery starts from the consistent read. An unkeyed one tries the index's
-        # sole candidate first (the common case: one waiter per signal name).
-        target = None if idem_key is not None else self._sole_index_candidate(run, name)
-        for _ in range(_MAX_WRITE_ROUNDS):
-            if target is not None:
-                try:
-                    self._deliver_to(run, target, name, payload, idem_key, now)
-                except _ConditionFailed as failed:
-                    old = failed.old
-                    if idem_key is not None and old and old.get("IdempotencyKey") == _s(idem_key):
-                        # A concurrent request with the same key delivered it first.
-                        return replayed(_waiter_from_item(old))
-                else:
-                    return delivered(target, now)
+        attempt = uuid.uuid4().hex
+        # The receivers come from a strongly consistent read of the run's partition, never
+        # from the index: an index that lags could hide an older waiter. Concurrent
+        # deliveries read the same receivers; each loser of a conditional write moves on to
+        # the next receiver it read, so N deliveries spread over N waiters in one round.
+        for _ in range(_MAX_DELIVERY_ROUNDS):
             ordered = self._matching_waiters(run, name)
-            replay = replay_of(ordered, idem_key)
+            replay = replay_of(ordered, key)
             if replay is not None:
                 return replay
-            receiver = next_receiver(ordered, now)
-            if receiver is None:
+            receivers = [w for w in ordered if not w.is_delivered and not w.is_expired(now)]
+            if not receivers:
                 return undeliverable(ordered, now)
-            target = receiver.step_key
-        raise StoreUnavailable("deliver_signal kept losing races for the run's waiters")
+            for receiver in receivers:
+                try:
+                    self._deliver_to(run, receiver.step_key, name, arguments, attempt, now)
+                except _ConditionFailed as failed:
+                    old = failed.old or {}
+                    if old.get("DeliveryId") == _s(attempt):
+                        return delivered(receiver.step_key, now)  # our write; its answer lost
+                    if key is not None and old.get("IdempotencyKey") == _s(key):
+                        return replayed(_waiter_from_item(old))  # a retry with our key won
+                else:
+                    return delivered(receiver.step_key, now)
+        raise StoreUnavailable("deliver_signal kept finding the run's waiters taken")
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
-        run, key = check_waiter_key(run_id, step_key)
-        response = self._call("get_item", Key=_key(run, key), ConsistentRead=True)
+        waiter = check_waiter_key(run_id, step_key)
+        response = self._call(
+            "get_item", Key=_key(waiter.run_id, waiter.step_key), ConsistentRead=True
+        )
         item = response.get("Item")
         return None if item is None else _waiter_from_item(item)
 
     def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
-        run, key = check_waiter_key(run_id, step_key)
-        self._call("delete_item", Key=_key(run, key))
+        waiter = check_waiter_key(run_id, step_key)
+        self._call("delete_item", Key=_key(waiter.run_id, waiter.step_key))
 
     def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
-        run = parse_run_id(run_id)
-        items = self._query(
-            KeyConditionExpression=_RUN,
-            ExpressionAttributeValues={":run_id": _s(str(run))},
-            ConsistentRead=True,
+        return oldest_first(self._run_waiters(check_run(run_id)))
+
+    def list_waiters_page(
+        self, run_id: UUID | str, *, limit: int, after: WaiterPosition | None = None
+    ) -> list[FlowSignalWaiter]:
+        page = check_page(run_id, limit, after)
+        following = (
+            waiter
+            for waiter in self._run_waiters(page.run_id)
+            if page.after is None or waiter.position > page.after
         )
-        return oldest_first(_waiter_from_item(item) for item in items)
+        # The partition is read in key order, 1 MB at a time; only the page is kept.
+        return heapq.nsmallest(page.limit, following, key=lambda waiter: waiter.position)
 
     # --- building blocks --------------------------------------------------------------
 
     def _ttl(self, instant: datetime) -> dict[str, str]:
-        return _n(epoch_seconds(instant) + self._retention_seconds)
+        return _n(int(instant.timestamp()) + self._retention_seconds)
 
     def _register_update(
         self,
@@ -316,55 +332,53 @@ class DynamoDBFlowSignalStore:
 
     def _deliver_to(
         self,
-        run: UUID,
+        run: str,
         step_key: str,
         name: str,
-        payload: str,
-        idem_key: str | None,
+        arguments: Delivery,
+        attempt: str,
         now: datetime,
     ) -> None:
         values = {
             ":signal_name": _s(name),
             ":now": _s(format_timestamp(now)),
-            ":payload_json": _s(payload),
+            ":payload_json": _s(arguments.payload_json),
+            ":delivery_id": _s(attempt),
             ":ttl": self._ttl(now),
         }
-        if idem_key is not None:
-            values[":idempotency_key"] = _s(idem_key)
+        key = arguments.idempotency_key
+        if key is not None:
+            values[":idempotency_key"] = _s(key)
         # Atomic: one conditional UpdateItem. attribute_not_exists(DeliveredAt) lets exactly
         # one of any number of concurrent deliveries write; the losers get the row back.
         self._call(
             "update_item",
             Key=_key(run, step_key),
-            UpdateExpression=_DELIVER if idem_key is None else _DELIVER_WITH_KEY,
+            UpdateExpression=_DELIVER if key is None else _DELIVER_WITH_KEY,
             ConditionExpression=_DELIVERABLE,
             ExpressionAttributeNames=_TTL_NAME,
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
 
-    def _sole_index_candidate(self, run: UUID, name: str) -> str | None:
-        """The step key when the (eventually consistent) index shows exactly one waiter."""
-        response = self._call(
-            "query",
-            IndexName=SIGNAL_INDEX,
-            KeyConditionExpression=_RUN_AND_SIGNAL,
-            ExpressionAttributeValues={":run_id": _s(str(run)), ":signal_name": _s(name)},
-            Limit=2,
-        )
-        items = response.get("Items", [])
-        return str(items[0]["StepKey"]["S"]) if len(items) == 1 else None
-
-    def _matching_waiters(self, run: UUID, name: str) -> list[FlowSignalWaiter]:
+    def _matching_waiters(self, run: str, name: str) -> list[FlowSignalWaiter]:
         """The run's waiters of that signal name, strongly consistent, oldest first."""
         items = self._query(
             KeyConditionExpression=_RUN,
             FilterExpression=_HAS_SIGNAL,
             ProjectionExpression=_RULE_ATTRIBUTES,
-            ExpressionAttributeValues={":run_id": _s(str(run)), ":signal_name": _s(name)},
+            ExpressionAttributeValues={":run_id": _s(run), ":signal_name": _s(name)},
             ConsistentRead=True,
         )
         return oldest_first(_waiter_from_item(item) for item in items)
+
+    def _run_waiters(self, run: str) -> Iterator[FlowSignalWaiter]:
+        items = self._query(
+            KeyConditionExpression=_RUN,
+            ExpressionAttributeValues={":run_id": _s(run)},
+            ConsistentRead=True,
+        )
+        return (_waiter_from_item(item) for item in items)
 
     def _query(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of a query, page after page (a page stops at 1 MB)."""
@@ -374,6 +388,11 @@ class DynamoDBFlowSignalStore:
             if "LastEvaluatedKey" not in page:
                 return
             params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def _refuse_late_attempt(self, **_: Any) -> None:
+        answer_by = _answer_by.get()
+        if answer_by is not None and time.monotonic() + self._attempt_seconds > answer_by:
+            raise _OutOfTime
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One DynamoDB request, its failures turned into the store's errors."""
@@ -393,6 +412,10 @@ class DynamoDBFlowSignalStore:
             raise FlowSignalError(f"DynamoDB refused {operation}: {code}") from error
         except (BotoConnectionError, HTTPClientError) as error:
             raise StoreUnavailable(f"DynamoDB could not be reached: {error}") from error
+        except _OutOfTime:
+            raise StoreUnavailable(
+                f"DynamoDB {operation}: no time left for another attempt"
+            ) from None
         except BotoCoreError as error:
             raise FlowSignalError(f"DynamoDB {operation} failed: {error}") from error
         return response

@@ -6,18 +6,26 @@ import threading
 from datetime import datetime
 from uuid import UUID
 
-from flowsignals.models import FlowSignalWaiter, SignalDeliveryResult
-from flowsignals.store import (
+from flowsignals.core.arguments import (
+    check_delivery,
+    check_page,
+    check_registration,
+    check_run,
+    check_waiter_key,
+)
+from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult
+from flowsignals.core.store import (
     Clock,
+    WaiterPosition,
     delivered,
     next_receiver,
     oldest_first,
+    page_of,
     read_clock,
     replay_of,
     system_clock,
     undeliverable,
 )
-from flowsignals.values import check_delivery, check_registration, check_waiter_key, parse_run_id
 
 
 class InMemoryFlowSignalStore:
@@ -26,7 +34,7 @@ class InMemoryFlowSignalStore:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock or system_clock
         self._lock = threading.Lock()
-        self._runs: dict[UUID, dict[str, FlowSignalWaiter]] = {}
+        self._runs: dict[str, dict[str, FlowSignalWaiter]] = {}
 
     def register_waiter(
         self,
@@ -37,9 +45,9 @@ class InMemoryFlowSignalStore:
         *,
         task_token: str | None = None,
     ) -> FlowSignalWaiter:
-        run, key, name, deadline, token = check_registration(
-            run_id, step_key, signal_name, expires_at, task_token
-        )
+        arguments = check_registration(run_id, step_key, signal_name, expires_at, task_token)
+        run, key, name = arguments.run_id, arguments.step_key, arguments.signal_name
+        deadline, token = arguments.expires_at, arguments.task_token
         # Atomic: the read of the existing waiter and the write happen under one lock.
         with self._lock:
             waiters = self._runs.setdefault(run, {})
@@ -68,7 +76,9 @@ class InMemoryFlowSignalStore:
         *,
         idempotency_key: str | None = None,
     ) -> SignalDeliveryResult:
-        run, name, payload, key = check_delivery(run_id, signal_name, payload_json, idempotency_key)
+        arguments = check_delivery(run_id, signal_name, payload_json, idempotency_key)
+        run, name, key = arguments.run_id, arguments.signal_name, arguments.idempotency_key
+        payload = arguments.payload_json
         # Atomic: choosing the receiver and marking it delivered happen under one lock,
         # so no two deliveries can both see the same waiter undelivered.
         with self._lock:
@@ -87,19 +97,27 @@ class InMemoryFlowSignalStore:
             return delivered(receiver.step_key, now)
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
-        run, key = check_waiter_key(run_id, step_key)
+        waiter = check_waiter_key(run_id, step_key)
         with self._lock:
-            return self._runs.get(run, {}).get(key)
+            return self._runs.get(waiter.run_id, {}).get(waiter.step_key)
 
     def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
-        run, key = check_waiter_key(run_id, step_key)
+        waiter = check_waiter_key(run_id, step_key)
         with self._lock:
-            waiters = self._runs.get(run, {})
-            waiters.pop(key, None)
+            waiters = self._runs.get(waiter.run_id, {})
+            waiters.pop(waiter.step_key, None)
             if not waiters:
-                self._runs.pop(run, None)
+                self._runs.pop(waiter.run_id, None)
 
     def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
-        run = parse_run_id(run_id)
+        run = check_run(run_id)
         with self._lock:
             return oldest_first(self._runs.get(run, {}).values())
+
+    def list_waiters_page(
+        self, run_id: UUID | str, *, limit: int, after: WaiterPosition | None = None
+    ) -> list[FlowSignalWaiter]:
+        page = check_page(run_id, limit, after)
+        with self._lock:
+            waiters = oldest_first(self._runs.get(page.run_id, {}).values())
+        return page_of(waiters, page.limit, page.after)

@@ -7,18 +7,22 @@ from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
-from flowsignals.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
-from flowsignals.values import to_utc_ms
+from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.core.values import to_utc_ms
 
 Clock = Callable[[], datetime]
+# Where a waiter stands in "oldest first": (created_at, step_key). A page of a run's waiters
+# starts after one.
+WaiterPosition = tuple[datetime, str]
 
 
 class FlowSignalStore(Protocol):
     """Waiters parked by workflow runs, and the signals that resume them.
 
-    ``run_id`` parameters accept a ``UUID`` or its string form. Every timestamp is UTC,
-    truncated to the millisecond. Bad input raises ``InvalidSignalRequest`` (a subclass
-    of ``ValueError``) before anything is written.
+    ``run_id`` is the orchestrator's id of its run: a ``UUID`` in any spelling is one run
+    (kept as its lowercase hyphenated form), any other string is kept as given. Every
+    timestamp is UTC, truncated to the millisecond. Bad input raises ``InvalidSignalRequest``
+    (a subclass of ``ValueError``) naming the argument, before anything is written.
     """
 
     def register_waiter(
@@ -67,6 +71,13 @@ class FlowSignalStore(Protocol):
         """All waiters of the run, oldest first (``created_at``, then ``step_key``)."""
         ...
 
+    def list_waiters_page(
+        self, run_id: UUID | str, *, limit: int, after: WaiterPosition | None = None
+    ) -> list[FlowSignalWaiter]:
+        """At most ``limit`` waiters of the run, oldest first, from those that come after
+        ``after`` (a waiter's ``position``) or from the oldest."""
+        ...
+
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
@@ -74,14 +85,22 @@ def system_clock() -> datetime:
 
 def read_clock(clock: Clock) -> datetime:
     """The clock's instant as the store keeps it: UTC, whole milliseconds."""
-    return to_utc_ms(clock(), "clock()")
+    return to_utc_ms(clock())
 
 
 # --- The delivery rule, on the waiters of one run that carry the signal name. -----------
 
 
 def oldest_first(waiters: Iterable[FlowSignalWaiter]) -> list[FlowSignalWaiter]:
-    return sorted(waiters, key=lambda waiter: waiter.age_order)
+    return sorted(waiters, key=lambda waiter: waiter.position)
+
+
+def page_of(
+    ordered: Iterable[FlowSignalWaiter], limit: int, after: WaiterPosition | None
+) -> list[FlowSignalWaiter]:
+    """The ``limit`` waiters that follow ``after`` in an oldest-first sequence."""
+    following = (w for w in ordered if after is None or w.position > after)
+    return [waiter for _, waiter in zip(range(limit), following, strict=False)]
 
 
 def replay_of(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +33,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from flowsignals.runtime import logger, metrics, tracer
+from flowsignals.lambdas.runtime import logger, metrics, tracer
+from flowsignals.lambdas.settings import settings
 
 EVENT_SOURCE = "flowsignals"
 WAITER_EXPIRED = "FlowSignals.WaiterExpired"
@@ -79,7 +79,7 @@ def _publish(detail_type: str, detail: dict[str, Any]) -> None:
         "Source": EVENT_SOURCE,
         "DetailType": detail_type,
         "Detail": json.dumps(detail),
-        "EventBusName": os.environ.get("EVENT_BUS_NAME", "default"),
+        "EventBusName": settings().event_bus_name,
     }
     response = events.put_events(Entries=[entry])
     if response.get("FailedEntryCount"):

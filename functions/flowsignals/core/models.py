@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from flowsignals.core.values import RunId
 
 
 class SignalDeliveryStatus(StrEnum):
@@ -25,7 +26,7 @@ class FlowSignalWaiter(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    run_id: UUID
+    run_id: RunId
     step_key: str
     signal_name: str
     created_at: AwareDatetime
@@ -44,7 +45,7 @@ class FlowSignalWaiter(BaseModel):
         return not self.is_delivered and self.expires_at is not None and now >= self.expires_at
 
     @property
-    def age_order(self) -> tuple[datetime, str]:
+    def position(self) -> tuple[datetime, str]:
         """The contract's "oldest first": ``created_at``, then ``step_key``."""
         return (self.created_at, self.step_key)
 

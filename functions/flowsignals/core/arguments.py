@@ -1,0 +1,104 @@
+"""Each store operation's arguments, checked by every backend before any I/O (so a rejected
+request writes nothing), and the one way a pydantic error becomes ``InvalidSignalRequest``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge
+from flowsignals.core.values import (
+    PAYLOAD_TOO_LARGE,
+    Deadline,
+    IdempotencyKey,
+    PayloadJson,
+    RunId,
+    SignalName,
+    StepKey,
+    TaskToken,
+)
+
+Model = TypeVar("Model", bound=BaseModel)
+
+# Where pydantic says an input came from; the caller knows it by the field's name alone.
+_SOURCES = frozenset({"body", "path", "query", "header"})
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Errors as one line: each field as its caller spelt it, and why. Never the input."""
+    parts = []
+    for error in errors:
+        source, *rest = error.get("loc", ()) or ("body",)
+        location = [str(part) for part in ([] if source in _SOURCES else [source]) + rest]
+        if source == "header":  # HTTP hands header names over lowercased
+            location = [name.title() for name in location]
+        parts.append(f"{'.'.join(location) or 'body'}: {error.get('msg', 'is invalid')}")
+    return "; ".join(parts)
+
+
+def validate(model: type[Model], data: object) -> Model:
+    """``data`` as ``model``, or ``InvalidSignalRequest`` (``PayloadTooLarge`` for an
+    oversized payload) naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        errors = error.errors(include_input=False, include_url=False)
+        message = describe_errors(errors)
+        if any(e["type"] == PAYLOAD_TOO_LARGE for e in errors):
+            raise PayloadTooLarge(message) from None
+        raise InvalidSignalRequest(message) from None
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RunArguments(_Arguments):
+    run_id: RunId
+
+
+class WaiterArguments(RunArguments):
+    step_key: StepKey
+
+
+class Registration(WaiterArguments):
+    signal_name: SignalName
+    expires_at: Deadline | None
+    task_token: TaskToken | None
+
+
+class Delivery(RunArguments):
+    signal_name: SignalName
+    payload_json: PayloadJson
+    idempotency_key: IdempotencyKey | None
+
+
+def check_registration(
+    run_id: object, step_key: object, signal_name: object, expires_at: object, task_token: object
+) -> Registration:
+    return validate(Registration, locals())
+
+
+def check_delivery(
+    run_id: object, signal_name: object, payload_json: object, idempotency_key: object
+) -> Delivery:
+    return validate(Delivery, locals())
+
+
+def check_waiter_key(run_id: object, step_key: object) -> WaiterArguments:
+    return validate(WaiterArguments, locals())
+
+
+def check_run(run_id: object) -> str:
+    return validate(RunArguments, {"run_id": run_id}).run_id
+
+
+class Page(RunArguments):
+    limit: Annotated[StrictInt, Field(ge=1)]
+    after: tuple[AwareDatetime, str] | None
+
+
+def check_page(run_id: object, limit: object, after: object) -> Page:
+    return validate(Page, locals())

@@ -1,0 +1,348 @@
+"""The value types of the contract: one vocabulary for every entrance.
+
+Each is a pydantic ``Annotated`` type. The store's argument models (fields named as in Python,
+``run_id``) and the request models of the HTTP API and direct invocation (``runId``) are built
+from the same types, so every rule is written once, a message names the field as its caller
+spelt it, and the OpenAPI document carries each constraint. A message never repeats the
+rejected value: inputs may be secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+from uuid import UUID
+
+from pydantic import PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+MAX_NAME_LENGTH = 256
+MAX_PAYLOAD_BYTES = 262_144
+# Deep enough for any real document, shallow enough for every parser and encoder on the read
+# path (pydantic stops at 255 levels, Python's json near 1,000).
+MAX_JSON_DEPTH = 128
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+MAX_TASK_TOKEN_LENGTH = 2048
+# The longest a Step Functions task may wait; also keeps now + timeout representable.
+MAX_TIMEOUT_SECONDS = 31_536_000
+
+PAYLOAD_TOO_LARGE = "payload_too_large"
+
+_HEX = "[0-9a-fA-F]"
+_UUID_FORMS = re.compile(
+    f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{32}}"
+)
+# Unicode category Cc is exactly these two ranges.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates cannot be encoded as UTF-8, so no database could store them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_PRINTABLE_ASCII = re.compile("[\x20-\x7e]+")
+_ISO_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})"
+)
+_NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+
+
+def _reject(reason: str, kind: str = "invalid_value") -> NoReturn:
+    raise PydanticCustomError(kind, reason)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        _reject("must be a string")
+    if _SURROGATE.search(value):
+        _reject("must be valid Unicode text (it holds a lone surrogate)")
+    return value
+
+
+def _name(value: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    if not 1 <= len(value) <= max_length:
+        _reject(f"must be 1 to {max_length} characters, got {len(value)}")
+    if _CONTROL_CHARACTER.search(value):
+        _reject("must not contain control characters")
+    return value
+
+
+def _string_schema(description: str, **constraints: Any) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "description": description, **constraints})
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+def canonical_run_id(value: object) -> str:
+    """A UUID in any spelling becomes its lowercase hyphenated form; any other id is kept."""
+    if isinstance(value, UUID):
+        return str(value)
+    run_id = _text(value)
+    if _UUID_FORMS.fullmatch(run_id):
+        return str(UUID(run_id))
+    _name(run_id)
+    if run_id != run_id.strip():
+        _reject("must not start or end with whitespace")
+    return run_id
+
+
+def _step_key(value: object) -> str:
+    step_key = _name(_text(value))
+    if not step_key.strip():
+        _reject("must not be only whitespace")
+    return step_key
+
+
+def _signal_name(value: object) -> str:
+    return _name(_text(value).strip())
+
+
+def _idempotency_key(value: object) -> str:
+    key = _text(value)
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        _reject(f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, got {len(key)}")
+    if not _PRINTABLE_ASCII.fullmatch(key):
+        _reject("must be printable ASCII")
+    return key
+
+
+def _task_token(value: object) -> str:
+    token = _text(value)
+    if not 1 <= len(token) <= MAX_TASK_TOKEN_LENGTH:
+        _reject(f"must be 1 to {MAX_TASK_TOKEN_LENGTH} characters, got {len(token)}")
+    return token
+
+
+RunId = Annotated[
+    str,
+    PlainValidator(canonical_run_id),
+    _string_schema(
+        "The orchestrator's run id: a UUID (any spelling is one run) or any other id kept as"
+        " given, without control characters or surrounding whitespace",
+        minLength=1,
+        maxLength=MAX_NAME_LENGTH,
+        pattern=_NO_CONTROL_PATTERN,
+    ),
+]
+StepKey = Annotated[
+    str,
+    PlainValidator(_step_key),
+    _string_schema(
+        "The step's key in the run: not only whitespace, kept as given",
+        minLength=1,
+        maxLength=MAX_NAME_LENGTH,
+        pattern=_NO_CONTROL_PATTERN,
+    ),
+]
+SignalName = Annotated[
+    str,
+    PlainValidator(_signal_name),
+    _string_schema(
+        "The signal's name; surrounding whitespace is stripped, matching is exact",
+        minLength=1,
+        maxLength=MAX_NAME_LENGTH,
+    ),
+]
+IdempotencyKey = Annotated[
+    str,
+    PlainValidator(_idempotency_key),
+    _string_schema(
+        "A retry with the same key is answered as the first delivery, never delivered twice",
+        minLength=1,
+        maxLength=MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern="^[\\x20-\\x7e]+$",
+    ),
+]
+TaskToken = Annotated[
+    str,
+    PlainValidator(_task_token),
+    _string_schema(
+        "A Step Functions task token, resumed when the waiter is delivered",
+        minLength=1,
+        maxLength=MAX_TASK_TOKEN_LENGTH,
+    ),
+]
+
+
+# --- instants -----------------------------------------------------------------------------
+
+
+def to_utc_ms(value: datetime) -> datetime:
+    """An aware datetime in UTC, truncated to the millisecond."""
+    if value.utcoffset() is None:
+        _reject("must be timezone-aware (a naive datetime has no defined instant)")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        _reject("is out of the representable range in UTC")
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _deadline(value: object) -> datetime:
+    # A number, or a numeric string, is not read as epoch seconds: a typo must not register
+    # a deadline in 1970.
+    if isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            _reject("is not a valid date-time")
+    if not isinstance(value, datetime):
+        _reject("must be an ISO-8601 date-time with a UTC offset, e.g. 2026-11-23T10:15:30Z")
+    return to_utc_ms(value)
+
+
+def _timeout_seconds(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _reject("must be a whole number of seconds")
+    if not 1 <= value <= MAX_TIMEOUT_SECONDS:
+        _reject(f"must be 1 to {MAX_TIMEOUT_SECONDS} seconds")
+    return value
+
+
+Deadline = Annotated[
+    datetime,
+    PlainValidator(_deadline),
+    _string_schema(
+        "An instant with a UTC offset (ISO-8601); it may lie in the past",
+        format="date-time",
+    ),
+]
+TimeoutSeconds = Annotated[
+    int,
+    PlainValidator(_timeout_seconds),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TIMEOUT_SECONDS,
+            "description": "Seconds from now until the waiter expires",
+        }
+    ),
+]
+
+
+def format_timestamp(value: datetime) -> str:
+    """``2026-11-23T10:15:30.123Z``: fixed width, so the strings sort as the instants do."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# --- payloads: I-JSON (RFC 7493) ----------------------------------------------------------
+
+
+class NotIJson(ValueError):
+    """A text that is not I-JSON; the message says why, never what."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)  # never fails on a valid JSON number: too large is inf
+    if math.isinf(number):
+        raise NotIJson("holds a number beyond the range of an IEEE double")
+    return number
+
+
+def _integer(text: str) -> int:
+    _finite(text)  # so int() below has at most 309 digits: far from its digit limit
+    return int(text)
+
+
+def _not_a_number(name: str) -> NoReturn:
+    raise NotIJson(f"holds {name}, which is not JSON")
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = dict(pairs)
+    if len(names) != len(pairs):
+        raise NotIJson("repeats a name within one object")
+    return names
+
+
+def _check_structure(value: Any, has_escaped_surrogate: bool) -> None:
+    """Nesting depth and escaped lone surrogates, walked without recursion."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if has_escaped_surrogate and _SURROGATE.search(item):
+                raise NotIJson("holds a lone surrogate (\\ud800-\\udfff) in a string")
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise NotIJson(f"nests deeper than {MAX_JSON_DEPTH} levels")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+
+
+def parse_i_json(text: str) -> Any:
+    """The value of an I-JSON text (RFC 7493), or ``NotIJson`` saying what breaks the rules.
+
+    What passes can be stored, read back and encoded again by every interface as the same
+    value: numbers fit an IEEE double, strings are valid Unicode, names are unique in each
+    object, and nesting stays within ``MAX_JSON_DEPTH``.
+    """
+    if _SURROGATE.search(text):
+        raise NotIJson("holds a lone surrogate")
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_not_a_number,
+            parse_float=_finite,
+            parse_int=_integer,
+            object_pairs_hook=_unique_names,
+        )
+    except RecursionError:
+        raise NotIJson(f"nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as error:
+        raise NotIJson(f"is not JSON ({error.msg} at character {error.pos})") from None
+    escaped_surrogate = _ESCAPED_SURROGATE.search(text) is not None
+    if escaped_surrogate or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_structure(value, escaped_surrogate)
+    return value
+
+
+def _payload_json(value: object) -> str:
+    payload = _text(value)
+    size = len(payload.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        _reject(
+            f"{size} bytes of UTF-8 is over the limit of {MAX_PAYLOAD_BYTES}", PAYLOAD_TOO_LARGE
+        )
+    try:
+        parse_i_json(payload)
+    except NotIJson as error:
+        _reject(f"must be I-JSON (RFC 7493): it {error}")
+    return payload
+
+
+def _payload_value(value: object) -> str:
+    """A JSON value given as data (direct invocation), as the text the store keeps."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        _reject("must be a JSON value of finite numbers, strings, lists and objects")
+    return _payload_json(text)
+
+
+PayloadJson = Annotated[
+    str,
+    PlainValidator(_payload_json),
+    _string_schema(f"An I-JSON text (RFC 7493) of at most {MAX_PAYLOAD_BYTES} bytes of UTF-8"),
+]
+PayloadValue = Annotated[
+    str,
+    PlainValidator(_payload_value),
+    WithJsonSchema({"description": "Any JSON value (I-JSON, RFC 7493); default {}"}),
+]
+
+
+def read_payload(text: str) -> Any:
+    """A stored payload as its JSON value. Every payload accepted is I-JSON; a row written
+    before the store checked that (``1e400``, an escaped lone surrogate) reads back as its
+    text, as a JSON string with lone surrogates replaced, so it never breaks a read."""
+    try:
+        return parse_i_json(text)
+    except NotIJson:
+        return _SURROGATE.sub("\ufffd", text)

@@ -1,0 +1,67 @@
+"""Direct invocation: the same operations for Step Functions or any Lambda caller, plain JSON
+in and out. Every bad input raises an exception whose type name is exactly
+``InvalidSignalRequest``, and an unavailable store one named exactly ``StoreUnavailable``, so
+one ``Catch`` or ``Retry`` of a state machine matches each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flowsignals.core.arguments import validate
+from flowsignals.core.errors import InvalidSignalRequest
+from flowsignals.lambdas.runtime import service
+from flowsignals.lambdas.schemas import (
+    DeliverSignalEvent,
+    ListWaitersEvent,
+    RegisterWaiterEvent,
+    WaiterEvent,
+    delivery_result_view,
+)
+
+DirectOperation = Callable[[Any], Any]
+
+
+@contextmanager
+def _exactly_invalid_signal_request() -> Iterator[None]:
+    """Subclasses (PayloadTooLarge) reach the caller under the one name it catches."""
+    try:
+        yield
+    except InvalidSignalRequest as error:
+        if type(error) is InvalidSignalRequest:
+            raise
+        raise InvalidSignalRequest(str(error)) from None
+
+
+def register(event: Any) -> dict[str, Any]:
+    with _exactly_invalid_signal_request():
+        return service().register(validate(RegisterWaiterEvent, event))
+
+
+def deliver(event: Any) -> dict[str, Any]:
+    with _exactly_invalid_signal_request():
+        request = validate(DeliverSignalEvent, event)
+        result = service().deliver(
+            request.runId, request.signalName, request.payload, request.idempotencyKey
+        )
+    return delivery_result_view(result)
+
+
+def get(event: Any) -> dict[str, Any] | None:
+    with _exactly_invalid_signal_request():
+        request = validate(WaiterEvent, event)
+        return service().get(request.runId, request.stepKey)
+
+
+def remove(event: Any) -> dict[str, Any]:
+    with _exactly_invalid_signal_request():
+        request = validate(WaiterEvent, event)
+        service().remove(request.runId, request.stepKey)
+    return {}
+
+
+def list_waiters(event: Any) -> dict[str, Any]:
+    with _exactly_invalid_signal_request():
+        request = validate(ListWaitersEvent, event)
+        return service().list_page(request.runId, request.limit, request.nextToken)

@@ -1,0 +1,67 @@
+"""Which events are API Gateway HTTP API requests, and the form in which the resolver reads
+them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+from urllib.parse import quote
+
+_ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
+
+
+class MalformedEvent(ValueError):
+    """An HTTP API event whose body cannot be read; the message says why."""
+
+
+def is_http_api_event(event: object) -> bool:
+    """A well-formed API Gateway HTTP API (payload format 2.0) event. Anything else is a
+    direct invocation, whatever keys it has (``{"requestContext": null}`` included)."""
+    if not isinstance(event, dict) or event.get("version") != "2.0":
+        return False
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) else None
+    return (
+        isinstance(http, dict)
+        and isinstance(http.get("method"), str)
+        and isinstance(event.get("routeKey"), str)
+        and isinstance(event.get("rawPath"), str)
+        and isinstance(event.get("headers") or {}, dict)
+        and isinstance(event.get("pathParameters") or {}, dict)
+        and isinstance(event.get("body") or "", str)
+    )
+
+
+def normalize(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the resolver reads it.
+
+    - Routing follows ``routeKey`` and ``pathParameters``, not the decoded ``rawPath`` (which
+      is ambiguous once a name holds ``/``): the path to match is rebuilt from them, each
+      parameter percent-encoded; the route's arguments are the decoded parameters.
+    - A base64 body is decoded here, once; an empty body reads as ``{}``.
+    - Every body is read as JSON whatever its Content-Type, so no form or multipart parser
+      ever runs.
+    """
+    event = dict(event)
+    event["headers"] = {
+        name: value
+        for name, value in (event.get("headers") or {}).items()
+        if name.lower() != "content-type"
+    }
+    _, _, template = str(event["routeKey"]).partition(" ")
+    parameters = event.get("pathParameters") or {}
+    if "{" in template:
+        event["rawPath"] = _ROUTE_PARAMETER.sub(
+            lambda match: quote(str(parameters.get(match[1], "")), safe=""), template
+        )
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise MalformedEvent("body: is not valid base64-encoded UTF-8") from None
+        event["isBase64Encoded"] = False
+    event["body"] = body if body.strip() else "{}"
+    return event

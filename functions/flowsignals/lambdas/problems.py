@@ -1,0 +1,70 @@
+"""RFC 9457 problem answers (``application/problem+json``) and plain JSON answers."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "1"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; 409 adds stepKey/deliveredAt, 410 stepKey/expiresAt."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    stepKey: str | None = None
+    deliveredAt: str | None = None
+    expiresAt: str | None = None
+
+
+_TITLES = {
+    "InvalidRequest": "Invalid request",
+    "NotFound": "Not found",
+    "AlreadyDelivered": "Signal already delivered",
+    "Expired": "Waiter expired",
+    "PayloadTooLarge": "Payload too large",
+    "ServiceUnavailable": "Service unavailable",
+    "InternalError": "Internal error",
+}
+
+
+def problem(status: HTTPStatus, code: str, detail: str, **extra: str | None) -> Response[str]:
+    body = {"type": "about:blank", "title": _TITLES[code], "status": int(status)}
+    body |= {"detail": detail, "code": code, **extra}
+    headers = (
+        {"Retry-After": RETRY_AFTER_SECONDS} if status is HTTPStatus.SERVICE_UNAVAILABLE else None
+    )
+    return Response(int(status), PROBLEM_JSON, json.dumps(body, ensure_ascii=False), headers)
+
+
+def bad_request(detail: str) -> Response[str]:
+    return problem(HTTPStatus.BAD_REQUEST, "InvalidRequest", detail)
+
+
+def ok(body: dict[str, Any]) -> Response[str]:
+    return Response(200, "application/json", json.dumps(body, ensure_ascii=False))
+
+
+def responses(*statuses: HTTPStatus, ok_model: type[BaseModel] | None = None) -> dict[int, Any]:
+    """The OpenAPI answers of a route: its success model and its problems."""
+    answers: dict[int, Any] = {}
+    if ok_model is not None:
+        answers[200] = {
+            "description": "OK",
+            "content": {"application/json": {"model": ok_model}},
+        }
+    for status in (*statuses, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INTERNAL_SERVER_ERROR):
+        answers[int(status)] = {
+            "description": status.phrase,
+            "content": {PROBLEM_JSON: {"model": Problem}},
+        }
+    return answers

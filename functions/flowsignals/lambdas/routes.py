@@ -1,0 +1,229 @@
+"""The HTTP API: one Powertools resolver with the five routes. Each route takes its path
+parameters, body, headers and query as typed values (so the resolver validates them and the
+OpenAPI document shows every rule), calls the service, and shapes the answer. Errors become
+RFC 9457 problems in one place, the exception handlers below."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from re import Match
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import JsonValue
+
+from flowsignals.core.arguments import describe_errors
+from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge, StoreUnavailable
+from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.core.values import (
+    IdempotencyKey,
+    NotIJson,
+    RunId,
+    SignalName,
+    StepKey,
+    parse_i_json,
+)
+from flowsignals.lambdas.http_events import MalformedEvent, normalize
+from flowsignals.lambdas.problems import bad_request, ok, problem, responses
+from flowsignals.lambdas.runtime import logger, service
+from flowsignals.lambdas.schemas import (
+    DEFAULT_PAGE_SIZE,
+    DeliveredView,
+    NextToken,
+    PageLimit,
+    RegisterWaiterBody,
+    RegisterWaiterEvent,
+    WaiterPage,
+    WaiterView,
+    delivery_result_view,
+)
+
+
+def _read_body(text: str) -> Any:
+    """Request bodies are I-JSON: what the resolver accepts, every later step can encode."""
+    try:
+        return parse_i_json(text)
+    except NotIJson as error:
+        raise InvalidSignalRequest(f"body: must be I-JSON (RFC 7493): it {error}") from None
+
+
+class _Resolver(APIGatewayHttpResolver):
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        # API Gateway's decoded pathParameters are the authority for names: the matched
+        # path holds them percent-encoded (see http_events.normalize).
+        parameters = self.current_event.path_parameters or {}
+        return {name: parameters.get(name, "") for name in match.groupdict()}
+
+
+app = _Resolver(enable_validation=True, json_body_deserializer=_read_body)
+
+RunIdPath = Annotated[RunId, Path(description="The run id (URL-encoded)")]
+StepKeyPath = Annotated[StepKey, Path(description="The step key (URL-encoded)")]
+SignalNamePath = Annotated[SignalName, Path(description="The signal name (URL-encoded)")]
+
+
+@app.put(
+    "/runs/<runId>/waiters/<stepKey>",
+    summary="Register (or update) the waiter of a step",
+    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=WaiterView),
+)
+def register_waiter(
+    runId: RunIdPath, stepKey: StepKeyPath, body: Annotated[RegisterWaiterBody, Body()]
+) -> Response[str]:
+    request = RegisterWaiterEvent(runId=runId, stepKey=stepKey, **body.model_dump())
+    return ok(service().register(request))
+
+
+@app.get(
+    "/runs/<runId>/waiters/<stepKey>",
+    summary="Read one waiter",
+    responses=responses(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST, ok_model=WaiterView),
+)
+def get_waiter(runId: RunIdPath, stepKey: StepKeyPath) -> Response[str]:
+    view = service().get(runId, stepKey)
+    if view is None:
+        return problem(
+            HTTPStatus.NOT_FOUND, "NotFound", "The run has no waiter with this step key."
+        )
+    return ok(view)
+
+
+@app.delete(
+    "/runs/<runId>/waiters/<stepKey>",
+    summary="Remove a waiter (removing a missing waiter is not an error)",
+    responses={204: {"description": "Removed", "content": {}}, **responses(HTTPStatus.BAD_REQUEST)},
+)
+def remove_waiter(runId: RunIdPath, stepKey: StepKeyPath) -> Response[str]:
+    service().remove(runId, stepKey)
+    return Response(204, None, "")
+
+
+@app.get(
+    "/runs/<runId>/waiters",
+    summary="The waiters of a run, oldest first, a page at a time",
+    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=WaiterPage),
+)
+def list_waiters(
+    runId: RunIdPath,
+    limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE,
+    nextToken: Annotated[NextToken | None, Query()] = None,
+) -> Response[str]:
+    return ok(service().list_page(runId, limit, nextToken))
+
+
+@app.post(
+    "/runs/<runId>/signals/<signalName>",
+    summary="Deliver a signal to the oldest waiting step",
+    description=(
+        "The body is the payload: any JSON value (I-JSON, at most 262,144 bytes of UTF-8);"
+        " an empty body is {}. A retry with the same Idempotency-Key is answered 200 with"
+        " replayed=true and delivers nothing more."
+    ),
+    responses=responses(
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.CONFLICT,
+        HTTPStatus.GONE,
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        ok_model=DeliveredView,
+    ),
+)
+def deliver_signal(
+    runId: RunIdPath,
+    signalName: SignalNamePath,
+    # The resolver reads JSON null as no body: the default keeps null a payload like any other.
+    payload: Annotated[JsonValue, Body(description="The payload: any JSON value")] = None,
+    idempotency_key: Annotated[
+        IdempotencyKey | None, Header(alias="Idempotency-Key", description="Makes retries safe")
+    ] = None,
+) -> Response[str]:
+    # The payload is stored as the body's text: the resolver has checked it is I-JSON.
+    payload_json = app.current_event.body or "{}"
+    result = service().deliver(runId, signalName, payload_json, idempotency_key)
+    return delivery_response(result)
+
+
+def delivery_response(result: SignalDeliveryResult) -> Response[str]:
+    view = delivery_result_view(result)
+    if result.status is SignalDeliveryStatus.DELIVERED:
+        return ok(
+            DeliveredView(
+                stepKey=view["stepKey"], deliveredAt=view["deliveredAt"], replayed=result.replayed
+            ).model_dump()
+        )
+    if result.status is SignalDeliveryStatus.ALREADY_DELIVERED:
+        return problem(
+            HTTPStatus.CONFLICT,
+            "AlreadyDelivered",
+            "Every waiter of this signal in the run has already received one.",
+            stepKey=view["stepKey"],
+            deliveredAt=view["deliveredAt"],
+        )
+    if result.status is SignalDeliveryStatus.EXPIRED:
+        return problem(
+            HTTPStatus.GONE,
+            "Expired",
+            "The waiter of this signal passed its deadline.",
+            stepKey=view["stepKey"],
+            expiresAt=view["expiresAt"],
+        )
+    return problem(HTTPStatus.NOT_FOUND, "NotFound", "No step of the run waits for this signal.")
+
+
+# --- errors: the one place they become answers -------------------------------------------
+
+
+@app.exception_handler(PayloadTooLarge)
+def _payload_too_large(error: PayloadTooLarge) -> Response[str]:
+    return problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge", str(error))
+
+
+@app.exception_handler(InvalidSignalRequest)
+def _invalid_request(error: InvalidSignalRequest) -> Response[str]:
+    return bad_request(str(error))
+
+
+@app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+def _invalid_body(error: RequestValidationError) -> Response[str]:
+    return bad_request(describe_errors(error.errors()))
+
+
+@app.exception_handler(StoreUnavailable)
+def _unavailable(error: StoreUnavailable) -> Response[str]:
+    logger.warning("DynamoDB unavailable", extra={"reason": str(error)})
+    return problem(
+        HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable", "The store is busy; retry shortly."
+    )
+
+
+@app.not_found
+def _no_route(error: Exception) -> Response[str]:
+    # API Gateway routes only matching requests here; a stray event (an empty name) is a 404.
+    return problem(HTTPStatus.NOT_FOUND, "NotFound", "No route matches this request.")
+
+
+@app.exception_handler(Exception)
+def _internal(error: Exception) -> Response[str]:
+    logger.exception("Unhandled error")
+    return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError", "An internal error occurred.")
+
+
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Answer an API Gateway HTTP API (payload 2.0) event."""
+    try:
+        event = normalize(event)
+    except MalformedEvent as error:
+        answer = bad_request(str(error))
+        return {
+            "statusCode": answer.status_code,
+            "headers": answer.headers,
+            "body": answer.body,
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)

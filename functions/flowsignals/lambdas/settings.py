@@ -1,0 +1,40 @@
+"""The functions' settings: read from the environment and validated once, at the first
+invocation of a process, with an error that names the variable."""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flowsignals.core.arguments import describe_errors
+from flowsignals.core.errors import FlowSignalError
+
+
+class Settings(BaseModel):
+    """The variables template.yaml sets on every function."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    table_name: Annotated[str, Field(alias="TABLE_NAME", min_length=3, max_length=255)]
+    # Whole days: DynamoDB's TTL is in seconds, but "1.5" in a template is a typo, not a plan.
+    retention_days: Annotated[int, Field(alias="RETENTION_DAYS", ge=0, le=99_999)] = 7
+    event_bus_name: Annotated[str, Field(alias="EVENT_BUS_NAME", min_length=1)] = "default"
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+
+@functools.cache
+def settings() -> Settings:
+    names = {field.alias for field in Settings.model_fields.values()}
+    try:
+        return Settings.model_validate({k: v for k, v in os.environ.items() if k in names})
+    except ValidationError as error:
+        raise FlowSignalError(
+            f"flowsignals is misconfigured: {describe_errors(error.errors())}"
+        ) from None
