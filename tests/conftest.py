@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -245,3 +246,12 @@ def logs() -> Iterator[io.StringIO]:
     yield buffer
     runtime.logger.setLevel(level)
     handler.setStream(previous)
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint that accepts connections (in the kernel's backlog) and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"

@@ -3,12 +3,14 @@ Functions or another Lambda would call them, on moto."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
+from conftest import TABLE_NAME, reset_runtime, silent_endpoint
 from flowsignals.testing import FakeLambdaContext
 from template_yaml import load_handler
 
@@ -143,3 +145,21 @@ def test_an_oversized_payload_is_invalid_signal_request_not_its_subclass(
         invoke("DeliverFunction", {"runId": run, "signalName": "go", "payload": "x" * 262_200})
     assert type(raised.value).__name__ == "InvalidSignalRequest"
     assert invoke("GetFunction", {"runId": run, "stepKey": "s"})["state"] == "Waiting"
+
+
+def test_an_unavailable_store_raises_exactly_store_unavailable_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A state machine Retries on the name StoreUnavailable, so it must arrive before the
+    function's own timeout, under that exact name."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    with silent_endpoint() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        reset_runtime()
+        context = FakeLambdaContext(remaining_time_in_millis=6_000)
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - the type's name is the contract
+            load_handler("DeliverFunction")({"runId": "r", "signalName": "go"}, context)
+        assert time.monotonic() - started < 6.0, "raised after the function's timeout"
+    reset_runtime()
+    assert type(raised.value).__name__ == "StoreUnavailable"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import URLLib3Session
 
-from conftest import TABLE_NAME, Backend, FakeClock, dynamodb_local_client
+from conftest import TABLE_NAME, Backend, FakeClock, dynamodb_local_client, silent_endpoint
 from flowsignals import (
     DynamoDBFlowSignalStore,
     FlowSignalError,
@@ -420,15 +419,6 @@ def test_the_default_client_uses_standard_retries(monkeypatch: pytest.MonkeyPatc
     # One attempt takes at most 4 s: a retry still fits in the functions' 10 s.
     assert config.connect_timeout + config.read_timeout <= 4
     assert store._client.meta.endpoint_url == "http://127.0.0.1:9"
-
-
-@contextmanager
-def silent_endpoint() -> Iterator[str]:
-    """An endpoint that accepts connections (in the kernel's backlog) and never answers."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(64)
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
 
 
 def test_a_silent_dynamodb_is_unavailable_before_the_time_runs_out(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from uuid import uuid4
 import pytest
 from test_dynamodb import dynamodb_answers
 
-from conftest import TABLE_NAME, reset_runtime
+from conftest import TABLE_NAME, reset_runtime, silent_endpoint
 from flowsignals.lambdas import runtime
 from flowsignals.testing import FakeLambdaContext, http_api_event
 from template_yaml import load_handler
@@ -278,6 +279,11 @@ BAD_REGISTER_BODIES = [
     ("naive expiresAt", {"signalName": "go", "expiresAt": "2030-01-01T00:00:00"}),
     ("unparsable expiresAt", {"signalName": "go", "expiresAt": "next tuesday"}),
     ("numeric expiresAt", {"signalName": "go", "expiresAt": 1900000000}),
+    ("numeric-string expiresAt", {"signalName": "go", "expiresAt": "1700000000"}),
+    ("zero-string expiresAt", {"signalName": "go", "expiresAt": "0"}),
+    ("date-only expiresAt", {"signalName": "go", "expiresAt": "2030-01-01"}),
+    ("year-one expiresAt", {"signalName": "go", "expiresAt": "0001-01-01T00:00:00+01:00"}),
+    ("task token", {"signalName": "go", "taskToken": "t"}),
     ("zero timeout", {"signalName": "go", "timeoutSeconds": 0}),
     ("negative timeout", {"signalName": "go", "timeoutSeconds": -5}),
     ("fractional timeout", {"signalName": "go", "timeoutSeconds": 1.5}),
@@ -334,7 +340,11 @@ def test_a_deliver_body_that_is_not_json_is_400_and_delivers_nothing(
     assert api(GET, {"runId": run, "stepKey": "s"}).json["state"] == "Waiting"
 
 
-@pytest.mark.parametrize("bad", ["%%%not-base64%%%", "/w=="], ids=["not base64", "not UTF-8"])
+@pytest.mark.parametrize(
+    "bad",
+    ["%%%not-base64%%%", "e3!0=", "e30=\n", "/w=="],
+    ids=["not base64", "outside the alphabet", "a newline", "not UTF-8"],
+)
 def test_a_base64_body_that_does_not_decode_is_400(
     api: Callable[..., Answer], run: str, bad: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -424,4 +434,93 @@ def test_throttling_after_retries_is_503_and_changes_nothing(
         assert_problem(answer, 503, "ServiceUnavailable")
         assert answer.headers["retry-after"] == "1"
     assert call_route(LIST, {"runId": run}).json == before
+    reset_runtime()
+
+
+RAW_HOSTILE_BODIES = [
+    (
+        "timeoutSeconds of 5,000 digits",
+        '{"signalName": "go", "timeoutSeconds": ' + "9" * 5000 + "}",
+    ),
+    ("an unknown field 200,000 arrays deep", '{"x": ' + "[" * 200_000 + "]" * 200_000 + "}"),
+    ("a number beyond a double", '{"signalName": "go", "timeoutSeconds": 1e400}'),
+    ("duplicate names", '{"signalName": "go", "signalName": "other"}'),
+    ("a lone surrogate", '{"signalName": "\\ud800"}'),
+    ("NaN", '{"signalName": "go", "timeoutSeconds": NaN}'),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body"), RAW_HOSTILE_BODIES, ids=[c for c, _ in RAW_HOSTILE_BODIES]
+)
+def test_hostile_register_bodies_are_400_never_500(
+    api: Callable[..., Answer], run: str, case: str, body: str
+) -> None:
+    answer = api(REGISTER, {"runId": run, "stepKey": "s"}, body=body, headers=JSON_HEADERS)
+    assert_problem(answer, 400, "InvalidRequest")
+    assert api(GET, {"runId": run, "stepKey": "s"}).status == 404
+
+
+HOSTILE_PAYLOADS = [
+    "1e400",
+    "-1e400",
+    "9" * 4301,
+    "[" + "1" * 400 + "]",
+    '"\\ud800"',
+    '{"\\udfff": 1}',
+    '{"a": 1, "a": 2}',
+    "[" * 129 + "]" * 129,
+    "[" * 200_000 + "]" * 200_000,
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE_PAYLOADS, ids=lambda p: p[:20])
+def test_a_payload_no_read_could_return_is_refused_and_the_run_stays_readable(
+    api: Callable[..., Answer], run: str, payload: str
+) -> None:
+    register(api, run, "s", signalName="go")
+    assert_problem(deliver(api, run, "go", payload), 400, "InvalidRequest")
+    assert api(GET, {"runId": run, "stepKey": "s"}).json["state"] == "Waiting"
+    assert api(LIST, {"runId": run}).status == 200
+
+
+SECRET = "Secret-Value-7f3a"
+
+
+def test_no_error_repeats_the_value_it_refused(api: Callable[..., Answer], run: str) -> None:
+    """Inputs may be secrets (tokens, personal data): a message names the field, not the value."""
+    answers = [
+        register(api, f" {SECRET}", "s", signalName="go"),
+        register(api, run, f"{SECRET}\n", signalName="go"),
+        register(api, run, "s", signalName=f"{SECRET}\u0001"),
+        register(api, run, "s", signalName="go", expiresAt=SECRET),
+        register(api, run, "s", signalName="go", timeoutSeconds=SECRET),
+        deliver(api, run, "go", "{}", headers={"Idempotency-Key": SECRET * 10}),
+        deliver(api, run, "go", f'{{"{SECRET}": NaN}}'),
+        api(LIST, {"runId": run}, raw_query_string=f"limit={SECRET}"),
+        api(LIST, {"runId": run}, raw_query_string=f"nextToken={SECRET}"),
+    ]
+    for answer in answers:
+        assert answer.status == 400, answer.text
+        assert SECRET not in answer.text, answer.text
+    assert "runId" in answers[0].text and "stepKey" in answers[1].text
+
+
+def test_a_silent_dynamodb_is_a_503_before_the_function_times_out(
+    run: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    with silent_endpoint() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        reset_runtime()
+        for route, parameters in [
+            (DELIVER, {"runId": run, "signalName": "go"}),
+            (GET, {"runId": run, "stepKey": "s"}),
+        ]:
+            context = FakeLambdaContext(remaining_time_in_millis=6_000)
+            started = time.monotonic()
+            answer = Answer(load_handler(route)(http_api_event(route, parameters), context))
+            assert time.monotonic() - started < 6.0, "answered after the function's timeout"
+            assert_problem(answer, 503, "ServiceUnavailable")
+            assert answer.headers["retry-after"] == "1"
     reset_runtime()

@@ -240,6 +240,24 @@ def test_a_rejected_event_fails_its_record(calls: Calls, monkeypatch: pytest.Mon
     assert result["batchItemFailures"] == [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]
 
 
+def test_an_event_entry_eventbridge_did_not_take_fails_its_record(calls: Calls) -> None:
+    """PutEvents answers 200 even when an entry failed; only FailedEntryCount tells."""
+
+    def partly_failed(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        entry = {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+        http = AWSResponse("https://events", 200, {}, None)
+        return http, {"FailedEntryCount": 1, "Entries": [entry], "ResponseMetadata": {}}
+
+    _, events = notifier._clients()
+    events.meta.events.register("before-call.events.PutEvents", partly_failed)
+    plain = waiter_image()
+    record = stream_record("MODIFY", old=plain, new={**plain, **DELIVERED})
+
+    result = run_notifier(record)
+
+    assert result["batchItemFailures"] == [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]
+
+
 def test_end_to_end_from_the_handlers_to_send_task_success(
     calls: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:

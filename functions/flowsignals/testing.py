@@ -174,6 +174,7 @@ class FakeLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid4()))
     log_group_name: str = "/aws/lambda/flowsignals-local"
     log_stream_name: str = "local"
+    remaining_time_in_millis: int = 30_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return self.remaining_time_in_millis
