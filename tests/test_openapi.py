@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from openapi import DOCUMENT, openapi_document
 from template_yaml import http_routes
@@ -35,3 +36,40 @@ def _references(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in _references(value)]
     return []
+
+
+def test_every_request_is_described_completely_with_its_rules() -> None:
+    document = json.loads(openapi_document())
+    paths = document["paths"]
+
+    def parameters(path: str, method: str) -> dict[tuple[str, str], Any]:
+        return {(p["in"], p["name"].lower()): p for p in paths[path][method]["parameters"]}
+
+    deliver = paths["/runs/{runId}/signals/{signalName}"]["post"]
+    assert "application/json" in deliver["requestBody"]["content"]
+    deliver_parameters = parameters("/runs/{runId}/signals/{signalName}", "post")
+    key = deliver_parameters[("header", "idempotency-key")]["schema"]["anyOf"][0]
+    assert (key["minLength"], key["maxLength"]) == (1, 128)
+    for name in ("runId", "signalName"):
+        schema = deliver_parameters[("path", name.lower())]["schema"]
+        assert (schema["minLength"], schema["maxLength"]) == (1, 256)
+
+    listing = parameters("/runs/{runId}/waiters", "get")
+    limit = listing[("query", "limit")]["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 100, 50)
+    assert ("query", "nexttoken") in listing
+
+    register = paths["/runs/{runId}/waiters/{stepKey}"]["put"]["requestBody"]["content"]
+    body = _resolve(document, register["application/json"]["schema"])
+    assert set(body["properties"]) == {"signalName", "expiresAt", "timeoutSeconds"}
+    assert body["required"] == ["signalName"]
+    assert body.get("additionalProperties") is False
+    timeout = body["properties"]["timeoutSeconds"]["anyOf"][0]
+    assert (timeout["minimum"], timeout["maximum"]) == (1, 31_536_000)
+    assert body["properties"]["expiresAt"]["anyOf"][0]["format"] == "date-time"
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rpartition("/")[2]]
+    return schema
