@@ -3,6 +3,7 @@ Functions or another Lambda would call them, on moto."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -163,3 +164,19 @@ def test_an_unavailable_store_raises_exactly_store_unavailable_in_time(
         assert time.monotonic() - started < 6.0, "raised after the function's timeout"
     reset_runtime()
     assert type(raised.value).__name__ == "StoreUnavailable"
+
+
+def test_direct_invocations_publish_the_same_metrics_as_http(
+    invoke: Invoke, run: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke("RegisterFunction", {"runId": run, "stepKey": "s", "signalName": "go"})
+    invoke("DeliverFunction", {"runId": run, "signalName": "go"})
+    invoke("DeliverFunction", {"runId": run, "signalName": "go"})
+    published = [
+        name
+        for line in capsys.readouterr().out.splitlines()
+        if '"_aws"' in line
+        for metric in json.loads(line)["_aws"]["CloudWatchMetrics"]
+        for name in (m["Name"] for m in metric["Metrics"])
+    ]
+    assert published == ["WaiterRegistered", "SignalDelivered", "SignalAlreadyDelivered"]
