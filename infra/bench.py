@@ -1,6 +1,7 @@
 """The figures users choose a store on, all measured in this run: DynamoDB requests and
 consumed capacity per operation (DynamoDB Local), the cost of an approval cycle at on-demand
-prices, delivery throughput from 1, 4 and 16 threads, and the handlers' cold import time
+prices, delivery throughput from 1, 4 and 16 threads, deliveries under contention (64 at once
+on one run: the answers, their latency, their requests), and the handlers' cold import time
 against bare ``import boto3``.
 
     make bench      # or: python infra/bench.py [--endpoint http://127.0.0.1:8000]
@@ -16,11 +17,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -30,7 +35,7 @@ from botocore.config import Config
 
 import dynamodb_local
 import import_time
-from flowsignals import DynamoDBFlowSignalStore
+from flowsignals import DynamoDBFlowSignalStore, StoreUnavailable
 from flowsignals.testing import RecordedRequest, create_waiter_table, record_requests
 
 READS = {"Query", "GetItem", "Scan", "BatchGetItem"}
@@ -143,6 +148,112 @@ def throughput(store: DynamoDBFlowSignalStore, threads: int) -> float:
     return len(runs) / elapsed
 
 
+CONTENTION_THREADS = 64  # deliveries released together by a barrier, on one run
+CONTENTION_ROUNDS = 3  # each on a fresh run; the figures are over all rounds' deliveries
+
+
+@dataclass
+class Contention:
+    """What the deliveries of one contention scenario answered, over every round."""
+
+    name: str
+    answers: Counter[str] = field(default_factory=Counter)  # status, or "unavailable"
+    seconds: list[float] = field(default_factory=list)  # each delivery's latency
+    calls: list[int] = field(default_factory=list)  # each delivery's DynamoDB calls
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    @property
+    def deliveries(self) -> int:
+        return len(self.seconds)
+
+
+def contend(
+    store: DynamoDBFlowSignalStore, client: Any, scenario: Contention, waiters: int
+) -> None:
+    """One round: ``waiters`` waiters of one name on a fresh run, then CONTENTION_THREADS
+    deliveries of that name released together; adds their answers to ``scenario``."""
+    run = uuid4()
+    for n in range(waiters):
+        store.register_waiter(run, f"step-{n:02d}", "approve")
+    start = threading.Barrier(CONTENTION_THREADS)
+    counted = threading.local()  # the DynamoDB calls of the delivery on this thread
+
+    def count_call(**_: Any) -> None:
+        counted.calls += 1
+
+    def deliver(n: int) -> tuple[str, float, int]:
+        counted.calls = 0
+        start.wait()
+        began = time.perf_counter()
+        try:
+            result = store.deliver_signal(run, "approve", json.dumps({"delivery": n}))
+            answer = str(result.status)
+        except StoreUnavailable:
+            answer = "unavailable"
+        return answer, time.perf_counter() - began, counted.calls
+
+    events = client.meta.events
+    events.register("provide-client-params.dynamodb", count_call)
+    try:
+        with (
+            record_requests(client, consumed_capacity=True) as requests,
+            ThreadPoolExecutor(max_workers=CONTENTION_THREADS) as pool,
+        ):
+            outcomes = list(pool.map(deliver, range(CONTENTION_THREADS)))
+    finally:
+        events.unregister("provide-client-params.dynamodb", count_call)
+    for answer, seconds, calls in outcomes:
+        scenario.answers[answer] += 1
+        scenario.seconds.append(seconds)
+        scenario.calls.append(calls)
+    scenario.requests.extend(requests)
+
+
+def contention(store: DynamoDBFlowSignalStore, client: Any) -> list[Contention]:
+    crowd = CONTENTION_THREADS
+    scenarios = [
+        (Contention(f"{crowd} waiters, {crowd} deliveries"), crowd),
+        (Contention(f"1 waiter, {crowd} deliveries"), 1),
+    ]
+    for scenario, waiters in scenarios:
+        for _ in range(CONTENTION_ROUNDS):
+            contend(store, client, scenario, waiters)
+    return [scenario for scenario, _ in scenarios]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The nearest-rank percentile: the smallest sample with at least q% at or below it."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def contention_report(scenarios: list[Contention]) -> str:
+    header = (
+        f"{'scenario':28} {'Delivered':>9} {'Already':>7} {'unavail.':>8}"
+        f" {'p50 ms':>7} {'p99 ms':>7} {'req/deliv':>9} {'max':>4} {'RCU/d':>6} {'WCU/d':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for s in scenarios:
+        n = s.deliveries
+        read, write = capacity(s.requests)
+        operations = Counter(request.operation for request in s.requests)
+        wins = s.answers["Delivered"]
+        failed_writes = operations["UpdateItem"] - wins
+        lines.append(
+            f"{s.name:28} {wins:>9} {s.answers['AlreadyDelivered']:>7}"
+            f" {s.answers['unavailable']:>8}"
+            f" {percentile(s.seconds, 50) * 1000:>7.1f} {percentile(s.seconds, 99) * 1000:>7.1f}"
+            f" {len(s.requests) / n:>9.2f} {max(s.calls):>4} {read / n:>6.2f} {write / n:>6.2f}"
+        )
+        others = set(s.answers) - {"Delivered", "AlreadyDelivered", "unavailable"}
+        per_delivery = " + ".join(f"{count / n:.2f} {op}" for op, count in operations.items())
+        lines.append(
+            f"{'':28} per delivery: {per_delivery}; {failed_writes / n:.2f} failed conditional"
+            " writes" + (f"; other answers: {sorted(others)}" if others else "")
+        )
+    return "\n".join(lines)
+
+
 def limit(value: float | None) -> str:
     return "-" if value is None else f"≤ {value:g}"
 
@@ -188,6 +299,17 @@ def main() -> None:
         store = DynamoDBFlowSignalStore(table, client=client)
         rows = measure(store, client)
         rates = {threads: throughput(store, threads) for threads in (1, 4, 16)}
+        # A client of its own, with a connection for each contending thread.
+        crowd_client = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=Config(retries={"mode": "standard"}, max_pool_connections=CONTENTION_THREADS),
+        )
+        crowd = DynamoDBFlowSignalStore(table, client=crowd_client)
+        contended = contention(crowd, crowd_client)
     print(f"flowsignals benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()},"
@@ -201,6 +323,17 @@ def main() -> None:
     print(f"delivery throughput ({THROUGHPUT_DELIVERIES} deliveries, distinct runs):")
     for threads, rate in rates.items():
         print(f"  {threads:2} thread{'s' if threads > 1 else ' '}  {rate:7.0f} deliveries/s")
+    print()
+    print(
+        f"contention ({CONTENTION_THREADS} deliveries of one name on one run, released together;"
+        f" {CONTENTION_ROUNDS} rounds, figures over all their deliveries):"
+    )
+    print(contention_report(contended))
+    print(
+        "  req/deliv counts calls (botocore retries are not calls); max is one delivery's most."
+        " RCU/WCU as DynamoDB Local reports them: none for a failed conditional write, which"
+        " DynamoDB bills (1 WCU per KB of the item)."
+    )
     print()
     print(import_time.report())
 

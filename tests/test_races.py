@@ -7,22 +7,42 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
 
-from conftest import Backend, FakeClock, make_backend
-from flowsignals import SignalDeliveryStatus
+from conftest import Backend, FakeClock, dynamodb_local_client, make_backend
+from flowsignals import DynamoDBFlowSignalStore, SignalDeliveryResult, SignalDeliveryStatus
 
 THREADS = 24
 TRIALS = 5
+CROWD = 64  # the most concurrent deliveries of one test
 T = TypeVar("T")
 
 
 @pytest.fixture(params=["memory", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)])
 def race_backend(request: pytest.FixtureRequest, clock: FakeClock) -> Backend:
     return make_backend(request.param, request, clock)
+
+
+@pytest.fixture(scope="module")
+def crowd_client(dynamodb_local_endpoint: str) -> Any:
+    """A DynamoDB Local client with a connection for each of CROWD threads (the session's
+    client has 32: more threads would queue for a connection instead of racing)."""
+    return dynamodb_local_client(dynamodb_local_endpoint, max_pool_connections=CROWD)
+
+
+@pytest.fixture(params=["memory", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)])
+def crowd_backend(request: pytest.FixtureRequest, clock: FakeClock) -> Backend:
+    """Like race_backend, with a DynamoDB Local store whose client serves CROWD threads."""
+    if request.param == "memory":
+        return make_backend("memory", request, clock)
+    _, table = request.getfixturevalue("dynamodb_local_table")
+    client = request.getfixturevalue("crowd_client")
+    store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
+    return Backend(request.param, store, client, table)
 
 
 def all_at_once(calls: list[Callable[[], T]]) -> list[T]:
@@ -35,6 +55,24 @@ def all_at_once(calls: list[Callable[[], T]]) -> list[T]:
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         return list(pool.map(run, calls))
+
+
+def deliveries_at_once(
+    deliver: Callable[[int], SignalDeliveryResult], count: int
+) -> list[SignalDeliveryResult]:
+    """``deliver(0)`` .. ``deliver(count - 1)`` released together; fails naming every
+    exception raised (StoreUnavailable above all), not only the first."""
+
+    def caught(n: int) -> SignalDeliveryResult | Exception:
+        try:
+            return deliver(n)
+        except Exception as error:
+            return error
+
+    outcomes = all_at_once([partial(caught, n) for n in range(count)])
+    raised = [f"{n}: {o!r}" for n, o in enumerate(outcomes) if isinstance(o, Exception)]
+    assert not raised, f"{len(raised)} of {count} deliveries raised: {raised}"
+    return [o for o in outcomes if isinstance(o, SignalDeliveryResult)]
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))
@@ -168,3 +206,54 @@ def test_a_delivered_payload_never_changes_while_deliveries_race(race_backend: B
     final = store.get_waiter(run, "s")
     assert final is not None
     assert delivered_states <= {(final.delivered_at, final.payload_json)}
+
+
+@pytest.mark.parametrize("n", [8, 32, CROWD])
+def test_contention_is_not_unavailability(crowd_backend: Backend, clock: FakeClock, n: int) -> None:
+    """N waiters of one name, N deliveries at once: every delivery lands, one per waiter.
+    A delivery that loses a waiter to another must try the next, not answer 503."""
+    store, run = crowd_backend.store, uuid4()
+    steps = [f"step-{i:02d}" for i in range(n)]
+    for step in steps:
+        store.register_waiter(run, step, "approve")
+        clock.advance(milliseconds=1)  # distinct, increasing created_at
+
+    results = deliveries_at_once(
+        lambda k: store.deliver_signal(run, "approve", f'{{"delivery": {k}}}'), n
+    )
+
+    assert Counter(r.status for r in results) == {SignalDeliveryStatus.DELIVERED: n}
+    assert not any(r.replayed for r in results)
+    answered = Counter(r.step_key for r in results)
+    assert set(answered) == set(steps)
+    assert set(answered.values()) == {1}, "each waiter is delivered exactly once"
+    stored = {w.step_key: w for w in store.list_waiters(run)}
+    for k, result in enumerate(results):
+        assert result.step_key is not None
+        waiter = stored[result.step_key]
+        assert (waiter.delivered_at, waiter.payload_json) == (
+            result.delivered_at,
+            f'{{"delivery": {k}}}',
+        )
+
+
+def test_a_crowd_on_one_waiter_gets_one_delivery_and_no_unavailability(
+    crowd_backend: Backend,
+) -> None:
+    store, run = crowd_backend.store, uuid4()
+    store.register_waiter(run, "approve-step", "approve")
+
+    results = deliveries_at_once(
+        lambda k: store.deliver_signal(run, "approve", f'{{"delivery": {k}}}'), CROWD
+    )
+
+    assert Counter(r.status for r in results) == {
+        SignalDeliveryStatus.DELIVERED: 1,
+        SignalDeliveryStatus.ALREADY_DELIVERED: CROWD - 1,
+    }
+    (winner,) = (k for k, r in enumerate(results) if r.status is SignalDeliveryStatus.DELIVERED)
+    assert {(r.step_key, r.delivered_at) for r in results} == {
+        ("approve-step", results[winner].delivered_at)
+    }
+    stored = store.get_waiter(run, "approve-step")
+    assert stored is not None and stored.payload_json == f'{{"delivery": {winner}}}'

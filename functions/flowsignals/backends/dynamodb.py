@@ -117,6 +117,21 @@ def default_client() -> Any:
     )
 
 
+def _refuse_late_attempts(client: Any) -> None:
+    """Make the client honour ``answer_within`` (once per client, however many stores)."""
+    config = client.meta.config
+    attempt_seconds = (config.connect_timeout or 0) + (config.read_timeout or 0)
+
+    def refuse_late_attempt(**_: Any) -> None:
+        answer_by = _answer_by.get()
+        if answer_by is not None and time.monotonic() + attempt_seconds > answer_by:
+            raise _OutOfTime
+
+    client.meta.events.register(
+        "before-send.dynamodb", refuse_late_attempt, unique_id="flowsignals-answer-within"
+    )
+
+
 class _ConditionFailed(Exception):
     """A conditional write did not apply; ``old`` is the row it found, if any."""
 
@@ -179,9 +194,7 @@ class DynamoDBFlowSignalStore:
         self._client = client if client is not None else default_client()
         self._clock = clock or system_clock
         self._retention_seconds = int(retention.total_seconds())
-        config = self._client.meta.config
-        self._attempt_seconds = (config.connect_timeout or 0) + (config.read_timeout or 0)
-        self._client.meta.events.register("before-send.dynamodb", self._refuse_late_attempt)
+        _refuse_late_attempts(self._client)
 
     # --- operations -------------------------------------------------------------------
 
@@ -229,13 +242,14 @@ class DynamoDBFlowSignalStore:
     ) -> SignalDeliveryResult:
         arguments = check_delivery(run_id, signal_name, payload_json, idempotency_key)
         run, name, key = arguments.run_id, arguments.signal_name, arguments.idempotency_key
-        now = read_clock(self._clock)
         attempt = uuid.uuid4().hex
         # The receivers come from a strongly consistent read of the run's partition, never
         # from the index: an index that lags could hide an older waiter. Concurrent
         # deliveries read the same receivers; each loser of a conditional write moves on to
         # the next receiver it read, so N deliveries spread over N waiters in one round.
+        # (Always the next, never a later one: skipping could leave an older waiter behind.)
         for _ in range(_MAX_DELIVERY_ROUNDS):
+            now = read_clock(self._clock)
             ordered = self._matching_waiters(run, name)
             replay = replay_of(ordered, key)
             if replay is not None:
@@ -388,11 +402,6 @@ class DynamoDBFlowSignalStore:
             if "LastEvaluatedKey" not in page:
                 return
             params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
-
-    def _refuse_late_attempt(self, **_: Any) -> None:
-        answer_by = _answer_by.get()
-        if answer_by is not None and time.monotonic() + self._attempt_seconds > answer_by:
-            raise _OutOfTime
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One DynamoDB request, its failures turned into the store's errors."""
