@@ -254,6 +254,13 @@ def contention_report(scenarios: list[Contention]) -> str:
     return "\n".join(lines)
 
 
+# Why a row is over its budget, where that is a choice.
+BUDGET_NOTES = {
+    "deliver (hit)": "a strongly consistent read (1 RCU at least), so that an index that lags"
+    " cannot hide an older waiter",
+}
+
+
 def limit(value: float | None) -> str:
     return "-" if value is None else f"≤ {value:g}"
 
@@ -277,7 +284,20 @@ def report(rows: list[tuple[str, list[RecordedRequest]]]) -> str:
             verdict += "  ok" if fits else "  OVER"
         lines.append(f"{name:34} {len(requests):>8} {read:>6g} {write:>6g}   {verdict}")
         lines.append(f"{'':34} {calls}")
+        if budget is not None and not fits and name in BUDGET_NOTES:
+            lines.append(f"{'':34} over by design: {BUDGET_NOTES[name]}")
     return "\n".join(lines)
+
+
+def bench_client(endpoint: str, connections: int) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"mode": "standard"}, max_pool_connections=connections),
+    )
 
 
 def main() -> None:
@@ -286,28 +306,14 @@ def main() -> None:
     arguments = parser.parse_args()
     with contextlib.ExitStack() as stack:
         endpoint = arguments.endpoint or stack.enter_context(dynamodb_local.running())
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-            config=Config(retries={"mode": "standard"}, max_pool_connections=16),
-        )
+        client = bench_client(endpoint, connections=16)
         table = f"flowsignals-bench-{uuid4().hex[:8]}"
         create_waiter_table(client, table)
         store = DynamoDBFlowSignalStore(table, client=client)
         rows = measure(store, client)
         rates = {threads: throughput(store, threads) for threads in (1, 4, 16)}
         # A client of its own, with a connection for each contending thread.
-        crowd_client = boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-            config=Config(retries={"mode": "standard"}, max_pool_connections=CONTENTION_THREADS),
-        )
+        crowd_client = bench_client(endpoint, connections=CONTENTION_THREADS)
         crowd = DynamoDBFlowSignalStore(table, client=crowd_client)
         contended = contention(crowd, crowd_client)
     print(f"flowsignals benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
