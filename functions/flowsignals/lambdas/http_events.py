@@ -54,7 +54,9 @@ def normalize(event: dict[str, Any]) -> dict[str, Any]:
     parameters = event.get("pathParameters") or {}
     if "{" in template:
         event["rawPath"] = _ROUTE_PARAMETER.sub(
-            lambda match: quote(str(parameters.get(match[1], "")), safe=""), template
+            # surrogatepass: a name that is not valid Unicode reaches validation (a 400).
+            lambda match: quote(str(parameters.get(match[1], "")), safe="", errors="surrogatepass"),
+            template,
         )
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
