@@ -141,7 +141,10 @@ def test_each_operation_makes_the_budgeted_requests(dynamodb_backend: Backend) -
     with record_requests(client) as listing:
         store.list_waiters(run)
 
-    assert operations(register) == ["UpdateItem"]
+    # The registration, then a consistent look for an early signal of its name.
+    assert operations(register) == ["UpdateItem", "Query"]
+    assert register[1].params["ConsistentRead"] is True
+    assert "begins_with(StepKey" in register[1].params["KeyConditionExpression"]
     assert operations(deliver_hit) == ["Query", "UpdateItem"]
     assert deliver_hit[0].params["ConsistentRead"] is True
     assert "IndexName" not in deliver_hit[0].params

@@ -79,10 +79,10 @@ def test_the_default_page_is_fifty_and_the_limit_is_checked(fresh_runtime: Any) 
 def test_an_altered_or_foreign_token_is_refused(fresh_runtime: Any) -> None:
     run, other = str(uuid4()), "other-run"
     for n in range(3):
-        runtime.store().register_waiter(run, f"s{n}", "go")
-        runtime.store().register_waiter(other, f"s{n}", "go")
+        runtime.store().register_waiter(run, f"step-number-{n}", "go")
+        runtime.store().register_waiter(other, f"step-number-{n}", "go")
     token = http_page(run, limit=1)[0]["nextToken"]
-    assert token and "s0" not in token  # opaque: the position is not shown as is
+    assert token and "step-number" not in token  # opaque: the position is not shown as is
 
     altered = [
         token[:-1] + ("A" if token[-1] != "A" else "B"),

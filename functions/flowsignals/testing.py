@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import parse_qs
 from uuid import uuid4
 
-from flowsignals.backends.dynamodb import SIGNAL_INDEX, TTL_ATTRIBUTE
+from flowsignals.backends.dynamodb import SIGNAL_INDEX
+from flowsignals.backends.dynamodb_items import TTL_ATTRIBUTE
 
 # The create_table arguments of the table in template.yaml (which is the truth;
 # tests/test_schema.py keeps the two in step).

@@ -1,7 +1,7 @@
-"""The DynamoDB backend: the only module of the package that talks to DynamoDB.
+"""The DynamoDB backend: the store on the table of ``template.yaml`` (rows: ``dynamodb_items``,
+the client: ``dynamodb_client``; no other module of the package talks to DynamoDB).
 
-One row per waiter, keyed ``RunId`` + ``StepKey`` (the table of ``template.yaml``). Every
-decision is made on strongly consistent reads of the run's partition and carried out by
+Every decision is made on strongly consistent reads of the run's partition and carried out by
 conditional writes, so neither a lagging index nor a concurrent writer can make a delivery
 skip the oldest waiter or land twice.
 """
@@ -9,20 +9,22 @@ skip the oldest waiter or land twice.
 from __future__ import annotations
 
 import heapq
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
+from flowsignals.backends import dynamodb_items as items
+from flowsignals.backends.dynamodb_client import (
+    ConditionFailed,
+    TransactionCanceled,
+    answer_within,
+    call,
+    default_client,
+    refuse_late_attempts,
+)
 from flowsignals.core.arguments import (
     Delivery,
     check_delivery,
@@ -31,11 +33,17 @@ from flowsignals.core.arguments import (
     check_run,
     check_waiter_key,
 )
-from flowsignals.core.errors import FlowSignalError, StoreUnavailable
-from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult
+from flowsignals.core.errors import StoreUnavailable
+from flowsignals.core.models import (
+    BufferedSignal,
+    FlowSignalWaiter,
+    SignalDeliveryResult,
+    SignalFailure,
+)
 from flowsignals.core.store import (
     Clock,
     WaiterPosition,
+    buffered,
     delivered,
     oldest_first,
     read_clock,
@@ -43,16 +51,17 @@ from flowsignals.core.store import (
     replayed,
     system_clock,
     undeliverable,
+    with_delivery,
 )
-from flowsignals.core.values import format_timestamp, parse_timestamp
+from flowsignals.core.values import format_timestamp
+
+__all__ = ["SIGNAL_INDEX", "DynamoDBFlowSignalStore", "answer_within", "default_client"]
 
 SIGNAL_INDEX = "RunId-SignalName-index"
-TTL_ATTRIBUTE = "Ttl"
 DEFAULT_RETENTION = timedelta(days=7)
 
-# "TTL" is a DynamoDB reserved word (case-insensitively), so Ttl goes by a placeholder.
-_TTL_NAME = {"#ttl": TTL_ATTRIBUTE}
-_RUN = "RunId = :run_id"
+_WAITERS = "RunId = :run_id AND StepKey >= :first_step_key"
+_BUFFERED = "RunId = :run_id AND begins_with(StepKey, :prefix)"
 _HAS_SIGNAL = "SignalName = :signal_name"
 # SignalName = :signal_name is false on a missing row, so a delivery never creates one.
 _DELIVERABLE = (
@@ -61,120 +70,30 @@ _DELIVERABLE = (
 )
 # DeliveryId names the attempt that wrote the delivery: when DynamoDB applied a write whose
 # answer was lost and botocore sent it again, the repeat finds its own id in the row.
-_DELIVER = (
-    "SET DeliveredAt = :now, PayloadJson = :payload_json, DeliveryId = :delivery_id, #ttl = :ttl"
-)
-_DELIVER_WITH_KEY = _DELIVER + ", IdempotencyKey = :idempotency_key"
+_DELIVER = "SET DeliveredAt = :now, DeliveryId = :delivery_id, #ttl = :ttl"
+# A buffered signal is new, or its key's earlier one has passed its deadline.
+_BUFFER_FREE = "attribute_not_exists(StepKey) OR BufferedUntil <= :now"
+_STILL_BUFFERED = "attribute_exists(StepKey) AND BufferedUntil > :now"
 _UNDELIVERED = "attribute_not_exists(DeliveredAt)"
 _DELIVERED = "attribute_exists(DeliveredAt)"
 # What the delivery rule reads of each waiter: everything but the payload and the token.
 _RULE_ATTRIBUTES = "RunId, StepKey, SignalName, CreatedAt, ExpiresAt, DeliveredAt, IdempotencyKey"
 
-# Codes that say "try later", not "you asked wrong".
-_TRANSIENT_ERRORS = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-    }
-)
 # A register races only a delivery or a removal of its own row: a few rounds settle it.
 _MAX_REGISTER_ROUNDS = 16
 # A delivery reads again only after every waiter it saw was taken by other deliveries, so each
 # round means others made progress; this bounds a run that keeps gaining waiters meanwhile.
 _MAX_DELIVERY_ROUNDS = 64
-
-# The instant (time.monotonic()) by which the current operation must have answered.
-_answer_by: ContextVar[float | None] = ContextVar("flowsignals_answer_by", default=None)
-
-
-@contextmanager
-def answer_within(seconds: float) -> Iterator[None]:
-    """Inside the block, a DynamoDB attempt (a first try or a retry) starts only when it can
-    finish before ``seconds`` from now, given the client's connect and read timeouts;
-    otherwise the operation raises ``StoreUnavailable`` in time to be answered."""
-    token = _answer_by.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _answer_by.reset(token)
+# A hand-over transaction that met another transaction on its rows is tried again this often.
+_MAX_TRANSACTION_CONFLICTS = 8
 
 
-def default_client() -> Any:
-    """A DynamoDB client: botocore standard retries, timeouts short enough that a retry fits
-    in a Lambda invocation. The endpoint follows the usual AWS settings
-    (``AWS_ENDPOINT_URL_DYNAMODB``, region)."""
-    return boto3.client(
-        "dynamodb",
-        config=Config(
-            retries={"mode": "standard", "total_max_attempts": 4},
-            connect_timeout=1,
-            read_timeout=3,
-        ),
-    )
+class _HandOver(Enum):
+    """How handing a buffered signal to a waiter ended."""
 
-
-def _refuse_late_attempts(client: Any) -> None:
-    """Make the client honour ``answer_within`` (once per client, however many stores)."""
-    config = client.meta.config
-    attempt_seconds = (config.connect_timeout or 0) + (config.read_timeout or 0)
-
-    def refuse_late_attempt(**_: Any) -> None:
-        answer_by = _answer_by.get()
-        if answer_by is not None and time.monotonic() + attempt_seconds > answer_by:
-            raise _OutOfTime
-
-    client.meta.events.register(
-        "before-send.dynamodb", refuse_late_attempt, unique_id="flowsignals-answer-within"
-    )
-
-
-class _ConditionFailed(Exception):
-    """A conditional write did not apply; ``old`` is the row it found, if any."""
-
-    def __init__(self, old: dict[str, Any] | None) -> None:
-        super().__init__("condition failed")
-        self.old = old
-
-
-class _OutOfTime(Exception):
-    """Another attempt could not finish before the operation must answer."""
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _key(run: str, step_key: str) -> dict[str, dict[str, str]]:
-    return {"RunId": _s(run), "StepKey": _s(step_key)}
-
-
-def _waiter_from_item(item: dict[str, Any]) -> FlowSignalWaiter:
-    def text(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
-
-    def instant(name: str) -> datetime | None:
-        value = text(name)
-        return None if value is None else parse_timestamp(value)
-
-    return FlowSignalWaiter(
-        run_id=item["RunId"]["S"],
-        step_key=item["StepKey"]["S"],
-        signal_name=item["SignalName"]["S"],
-        created_at=parse_timestamp(item["CreatedAt"]["S"]),
-        expires_at=instant("ExpiresAt"),
-        delivered_at=instant("DeliveredAt"),
-        payload_json=text("PayloadJson"),
-        idempotency_key=text("IdempotencyKey"),
-        task_token=text("TaskToken"),
-    )
+    DONE = "done"
+    SIGNAL_TAKEN = "signal taken"  # consumed by someone else, or past its deadline
+    WAITER_TAKEN = "waiter taken"  # delivered meanwhile, renamed, expired or removed
 
 
 class DynamoDBFlowSignalStore:
@@ -194,7 +113,7 @@ class DynamoDBFlowSignalStore:
         self._client = client if client is not None else default_client()
         self._clock = clock or system_clock
         self._retention_seconds = int(retention.total_seconds())
-        _refuse_late_attempts(self._client)
+        refuse_late_attempts(self._client)
 
     # --- operations -------------------------------------------------------------------
 
@@ -209,39 +128,33 @@ class DynamoDBFlowSignalStore:
     ) -> FlowSignalWaiter:
         arguments = check_registration(run_id, step_key, signal_name, expires_at, task_token)
         now = read_clock(self._clock)
-        # Atomic: one conditional UpdateItem per attempt. The first assumes the row is new
-        # or undelivered (it owns Ttl then); if a delivery got there first, the second
-        # leaves Ttl as the tombstone's. A row removed in between starts over.
-        for _ in range(_MAX_REGISTER_ROUNDS):
-            for already_delivered in (False, True):
-                try:
-                    response = self._call(
-                        "update_item",
-                        Key=_key(arguments.run_id, arguments.step_key),
-                        ReturnValues="ALL_NEW",
-                        **self._register_update(
-                            arguments.signal_name,
-                            arguments.expires_at,
-                            arguments.task_token,
-                            now,
-                            already_delivered,
-                        ),
-                    )
-                except _ConditionFailed:
-                    continue
-                return _waiter_from_item(response["Attributes"])
-        raise StoreUnavailable("register_waiter kept racing other writers of the waiter")
+        waiter = self._write_registration(
+            arguments.run_id,
+            arguments.step_key,
+            arguments.signal_name,
+            arguments.expires_at,
+            arguments.task_token,
+            now,
+        )
+        if waiter.is_delivered or waiter.is_expired(now):
+            return waiter
+        return self._receive_buffered(waiter, now)
 
     def deliver_signal(
         self,
         run_id: UUID | str,
         signal_name: str,
-        payload_json: str,
+        payload_json: str | None = None,
         *,
+        failure: SignalFailure | None = None,
         idempotency_key: str | None = None,
+        delivered_by: str | None = None,
+        buffer_for: timedelta | None = None,
     ) -> SignalDeliveryResult:
-        arguments = check_delivery(run_id, signal_name, payload_json, idempotency_key)
-        run, name, key = arguments.run_id, arguments.signal_name, arguments.idempotency_key
+        delivery = check_delivery(
+            run_id, signal_name, payload_json, failure, idempotency_key, delivered_by, buffer_for
+        )
+        run, name, key = delivery.run_id, delivery.signal_name, delivery.idempotency_key
         attempt = uuid.uuid4().hex
         # The receivers come from a strongly consistent read of the run's partition, never
         # from the index: an index that lags could hide an older waiter. Concurrent
@@ -255,32 +168,37 @@ class DynamoDBFlowSignalStore:
             if replay is not None:
                 return replay
             receivers = [w for w in ordered if not w.is_delivered and not w.is_expired(now)]
+            if delivery.buffer_for is not None and key is not None:
+                twin = self._buffered_twin(delivery, now)
+                if twin is not None:  # this signal was buffered by an earlier try
+                    answer = self._hand_over_twin(twin, receivers, now)
+                    if answer is None:
+                        continue  # a registration took it meanwhile: the next read says so
+                    return answer
             if not receivers:
-                return undeliverable(ordered, now)
+                if delivery.buffer_for is None:
+                    return undeliverable(ordered, now)
+                return self._buffer(delivery, attempt, now)
             for receiver in receivers:
                 try:
-                    self._deliver_to(run, receiver.step_key, name, arguments, attempt, now)
-                except _ConditionFailed as failed:
+                    self._deliver_to(receiver.step_key, delivery, attempt, now)
+                except ConditionFailed as failed:
                     old = failed.old or {}
-                    if old.get("DeliveryId") == _s(attempt):
+                    if old.get("DeliveryId") == items.s(attempt):
                         return delivered(receiver.step_key, now)  # our write; its answer lost
-                    if key is not None and old.get("IdempotencyKey") == _s(key):
-                        return replayed(_waiter_from_item(old))  # a retry with our key won
+                    if key is not None and old.get("IdempotencyKey") == items.s(key):
+                        return replayed(items.waiter_from_item(old))  # a retry with our key won
                 else:
                     return delivered(receiver.step_key, now)
         raise StoreUnavailable("deliver_signal kept finding the run's waiters taken")
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
         waiter = check_waiter_key(run_id, step_key)
-        response = self._call(
-            "get_item", Key=_key(waiter.run_id, waiter.step_key), ConsistentRead=True
-        )
-        item = response.get("Item")
-        return None if item is None else _waiter_from_item(item)
+        return self._read_waiter(waiter.run_id, waiter.step_key)
 
     def remove_waiter(self, run_id: UUID | str, step_key: str) -> None:
         waiter = check_waiter_key(run_id, step_key)
-        self._call("delete_item", Key=_key(waiter.run_id, waiter.step_key))
+        self._call("delete_item", Key=items.key(waiter.run_id, waiter.step_key))
 
     def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
         return oldest_first(self._run_waiters(check_run(run_id)))
@@ -297,10 +215,38 @@ class DynamoDBFlowSignalStore:
         # The partition is read in key order, 1 MB at a time; only the page is kept.
         return heapq.nsmallest(page.limit, following, key=lambda waiter: waiter.position)
 
-    # --- building blocks --------------------------------------------------------------
+    def list_buffered_signals(self, run_id: UUID | str) -> list[BufferedSignal]:
+        run = check_run(run_id)
+        now = read_clock(self._clock)
+        return [items.buffered_from_item(item) for item in self._buffered_items(run, None, now)]
 
-    def _ttl(self, instant: datetime) -> dict[str, str]:
-        return _n(int(instant.timestamp()) + self._retention_seconds)
+    # --- registering ------------------------------------------------------------------
+
+    def _write_registration(
+        self,
+        run: str,
+        step_key: str,
+        name: str,
+        deadline: datetime | None,
+        token: str | None,
+        now: datetime,
+    ) -> FlowSignalWaiter:
+        # Atomic: one conditional UpdateItem per attempt. The first assumes the row is new
+        # or undelivered (it owns Ttl then); if a delivery got there first, the second
+        # leaves Ttl as the tombstone's. A row removed in between starts over.
+        for _ in range(_MAX_REGISTER_ROUNDS):
+            for already_delivered in (False, True):
+                try:
+                    response = self._call(
+                        "update_item",
+                        Key=items.key(run, step_key),
+                        ReturnValues="ALL_NEW",
+                        **self._register_update(name, deadline, token, now, already_delivered),
+                    )
+                except ConditionFailed:
+                    continue
+                return items.waiter_from_item(response["Attributes"])
+        raise StoreUnavailable("register_waiter kept racing other writers of the waiter")
 
     def _register_update(
         self,
@@ -312,20 +258,20 @@ class DynamoDBFlowSignalStore:
     ) -> dict[str, Any]:
         sets = ["SignalName = :signal_name"]
         removes = []
-        values = {":signal_name": _s(name)}
+        values = {":signal_name": items.s(name)}
         if deadline is None:
             removes.append("ExpiresAt")
         else:
             sets.append("ExpiresAt = :expires_at")
-            values[":expires_at"] = _s(format_timestamp(deadline))
+            values[":expires_at"] = items.s(format_timestamp(deadline))
         if token is None:
             removes.append("TaskToken")
         else:
             sets.append("TaskToken = :task_token")
-            values[":task_token"] = _s(token)
+            values[":task_token"] = items.s(token)
         if not already_delivered:
             sets.append("CreatedAt = if_not_exists(CreatedAt, :now)")
-            values[":now"] = _s(format_timestamp(now))
+            values[":now"] = items.s(format_timestamp(now))
             # An undelivered row lives until its deadline + retention, or forever.
             if deadline is None:
                 removes.append("#ttl")
@@ -341,58 +287,205 @@ class DynamoDBFlowSignalStore:
             "ExpressionAttributeValues": values,
         }
         if "#ttl" in update:
-            params["ExpressionAttributeNames"] = _TTL_NAME
+            params["ExpressionAttributeNames"] = items.TTL_NAME
         return params
 
-    def _deliver_to(
-        self,
-        run: str,
-        step_key: str,
-        name: str,
-        arguments: Delivery,
-        attempt: str,
-        now: datetime,
-    ) -> None:
-        values = {
-            ":signal_name": _s(name),
-            ":now": _s(format_timestamp(now)),
-            ":payload_json": _s(arguments.payload_json),
-            ":delivery_id": _s(attempt),
+    # --- early signals ----------------------------------------------------------------
+    #
+    # A delivery with buffer_for that finds no receiver writes a buffered row, then reads the
+    # run's waiters again; a registration writes its waiter, then reads the run's buffered
+    # rows. Both reads are strongly consistent, so whichever side writes second sees the
+    # other's row: the two can never both miss, and leave a buffered signal and a waiting
+    # waiter of one name behind. Either side then hands the signal over in one transaction
+    # that deletes the buffered row (if it still exists and is before its deadline) and
+    # delivers the waiter (if it can still receive): when both sides try, one transaction
+    # applies and the other is canceled, so the signal is delivered exactly once.
+
+    def _buffer(self, delivery: Delivery, attempt: str, now: datetime) -> SignalDeliveryResult:
+        assert delivery.buffer_for is not None
+        run, until = delivery.run_id, now + delivery.buffer_for
+        item = items.buffered_item(run, delivery, attempt, now, until, self._ttl_value(until))
+        try:
+            self._call(
+                "put_item",
+                Item=item,
+                ConditionExpression=_BUFFER_FREE,
+                ExpressionAttributeValues={":now": items.s(format_timestamp(now))},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failed:
+            old = failed.old or {}
+            if old.get("DeliveryId") != items.s(attempt):  # not our own write, answered late
+                return buffered(items.buffered_from_item(old).buffered_until, replayed=True)
+        # Read again: a waiter registered since the first read takes the signal now.
+        for receiver in self._receivers(run, delivery.signal_name, now):
+            outcome = self._hand_over(item, receiver, now)
+            if outcome is _HandOver.DONE:
+                return delivered(receiver.step_key, now)
+            if outcome is _HandOver.SIGNAL_TAKEN:
+                break  # a registration took it first
+        return buffered(until)
+
+    def _buffered_twin(self, delivery: Delivery, now: datetime) -> dict[str, Any] | None:
+        """The live buffered row an earlier try with the same key wrote, if any."""
+        step_key = items.buffered_key(delivery.signal_name, delivery.idempotency_key, "")
+        response = self._call(
+            "get_item", Key=items.key(delivery.run_id, step_key), ConsistentRead=True
+        )
+        twin = response.get("Item")
+        if twin is None or items.buffered_from_item(twin).buffered_until <= now:
+            return None
+        return dict(twin)
+
+    def _hand_over_twin(
+        self, twin: dict[str, Any], receivers: list[FlowSignalWaiter], now: datetime
+    ) -> SignalDeliveryResult | None:
+        """A retry finds its signal still buffered: it goes to a waiter that can take it now
+        (the earlier try may have stopped before it read the waiters again), else it waits.
+        None when someone else took it meanwhile."""
+        for receiver in receivers:
+            outcome = self._hand_over(twin, receiver, now)
+            if outcome is _HandOver.DONE:
+                return delivered(receiver.step_key, now).model_copy(update={"replayed": True})
+            if outcome is _HandOver.SIGNAL_TAKEN:
+                return None
+        return buffered(items.buffered_from_item(twin).buffered_until, replayed=True)
+
+    def _receive_buffered(self, waiter: FlowSignalWaiter, now: datetime) -> FlowSignalWaiter:
+        for item in self._buffered_items(waiter.run_id, waiter.signal_name, now):
+            outcome = self._hand_over(item, waiter, now)
+            if outcome is _HandOver.DONE:
+                delivery = items.delivery_of_buffered(waiter.run_id, item)
+                return with_delivery(waiter, delivery, now)
+            if outcome is _HandOver.WAITER_TAKEN:  # a delivery got there first
+                return self._read_waiter(waiter.run_id, waiter.step_key) or waiter
+        return waiter
+
+    def _hand_over(
+        self, item: dict[str, Any], waiter: FlowSignalWaiter, now: datetime
+    ) -> _HandOver:
+        delivery = items.delivery_of_buffered(waiter.run_id, item)
+        attributes, values = items.set_clause(items.content(delivery))
+        values |= {
+            ":signal_name": items.s(waiter.signal_name),
+            ":now": items.s(format_timestamp(now)),
+            ":delivery_id": item["DeliveryId"],
             ":ttl": self._ttl(now),
         }
-        key = arguments.idempotency_key
-        if key is not None:
-            values[":idempotency_key"] = _s(key)
+        update = _DELIVER + (f", {attributes}" if attributes else "")
+        # Atomic: one transaction consumes the buffered row and delivers the waiter, or
+        # neither (see the protocol above).
+        transaction = [
+            {
+                "Delete": {
+                    "TableName": self._table_name,
+                    "Key": {"RunId": item["RunId"], "StepKey": item["StepKey"]},
+                    "ConditionExpression": _STILL_BUFFERED,
+                    "ExpressionAttributeValues": {":now": values[":now"]},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": items.key(waiter.run_id, waiter.step_key),
+                    "UpdateExpression": update,
+                    "ConditionExpression": _DELIVERABLE,
+                    "ExpressionAttributeNames": items.TTL_NAME,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+        ]
+        for _ in range(_MAX_TRANSACTION_CONFLICTS):
+            try:
+                call(self._client, "transact_write_items", TransactItems=transaction)
+            except TransactionCanceled as canceled:
+                signal_reason, waiter_reason = canceled.reasons
+                if signal_reason == "ConditionalCheckFailed":
+                    return _HandOver.SIGNAL_TAKEN
+                if waiter_reason == "ConditionalCheckFailed":
+                    return _HandOver.WAITER_TAKEN
+                continue  # another transaction held a row: try again
+            return _HandOver.DONE
+        raise StoreUnavailable("handing a buffered signal over kept meeting other transactions")
+
+    def _buffered_items(self, run: str, name: str | None, now: datetime) -> list[dict[str, Any]]:
+        """The run's buffered rows (of one name) before their deadline, oldest first."""
+        found = self._query(
+            KeyConditionExpression=_BUFFERED,
+            ExpressionAttributeValues={
+                ":run_id": items.s(run),
+                ":prefix": items.s(items.buffered_prefix(name)),
+            },
+            ConsistentRead=True,
+        )
+        live = [i for i in found if items.buffered_from_item(i).buffered_until > now]
+        return sorted(live, key=items.buffered_order)
+
+    # --- building blocks --------------------------------------------------------------
+
+    def _ttl_value(self, instant: datetime) -> int:
+        return int(instant.timestamp()) + self._retention_seconds
+
+    def _ttl(self, instant: datetime) -> dict[str, str]:
+        return items.n(self._ttl_value(instant))
+
+    def _deliver_to(self, step_key: str, delivery: Delivery, attempt: str, now: datetime) -> None:
+        attributes, values = items.set_clause(items.content(delivery))
+        values |= {
+            ":signal_name": items.s(delivery.signal_name),
+            ":now": items.s(format_timestamp(now)),
+            ":delivery_id": items.s(attempt),
+            ":ttl": self._ttl(now),
+        }
         # Atomic: one conditional UpdateItem. attribute_not_exists(DeliveredAt) lets exactly
         # one of any number of concurrent deliveries write; the losers get the row back.
         self._call(
             "update_item",
-            Key=_key(run, step_key),
-            UpdateExpression=_DELIVER if key is None else _DELIVER_WITH_KEY,
+            Key=items.key(delivery.run_id, step_key),
+            UpdateExpression=f"{_DELIVER}, {attributes}",
             ConditionExpression=_DELIVERABLE,
-            ExpressionAttributeNames=_TTL_NAME,
+            ExpressionAttributeNames=items.TTL_NAME,
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
 
+    def _read_waiter(self, run: str, step_key: str) -> FlowSignalWaiter | None:
+        response = self._call("get_item", Key=items.key(run, step_key), ConsistentRead=True)
+        item = response.get("Item")
+        return None if item is None else items.waiter_from_item(item)
+
+    def _receivers(self, run: str, name: str, now: datetime) -> list[FlowSignalWaiter]:
+        return [
+            w
+            for w in self._matching_waiters(run, name)
+            if not w.is_delivered and not w.is_expired(now)
+        ]
+
     def _matching_waiters(self, run: str, name: str) -> list[FlowSignalWaiter]:
         """The run's waiters of that signal name, strongly consistent, oldest first."""
-        items = self._query(
-            KeyConditionExpression=_RUN,
+        found = self._query(
+            KeyConditionExpression=_WAITERS,
             FilterExpression=_HAS_SIGNAL,
             ProjectionExpression=_RULE_ATTRIBUTES,
-            ExpressionAttributeValues={":run_id": _s(run), ":signal_name": _s(name)},
+            ExpressionAttributeValues={
+                ":run_id": items.s(run),
+                ":first_step_key": items.s(items.FIRST_STEP_KEY),
+                ":signal_name": items.s(name),
+            },
             ConsistentRead=True,
         )
-        return oldest_first(_waiter_from_item(item) for item in items)
+        return oldest_first(items.waiter_from_item(item) for item in found)
 
     def _run_waiters(self, run: str) -> Iterator[FlowSignalWaiter]:
-        items = self._query(
-            KeyConditionExpression=_RUN,
-            ExpressionAttributeValues={":run_id": _s(run)},
+        found = self._query(
+            KeyConditionExpression=_WAITERS,
+            ExpressionAttributeValues={
+                ":run_id": items.s(run),
+                ":first_step_key": items.s(items.FIRST_STEP_KEY),
+            },
             ConsistentRead=True,
         )
-        return (_waiter_from_item(item) for item in items)
+        return (items.waiter_from_item(item) for item in found)
 
     def _query(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of a query, page after page (a page stops at 1 MB)."""
@@ -404,27 +497,4 @@ class DynamoDBFlowSignalStore:
             params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """One DynamoDB request, its failures turned into the store's errors."""
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(
-                TableName=self._table_name, **params
-            )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed(error.response.get("Item")) from None
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _TRANSIENT_ERRORS or status >= 500:
-                raise StoreUnavailable(
-                    f"DynamoDB {operation} failed after retries: {code}"
-                ) from error
-            raise FlowSignalError(f"DynamoDB refused {operation}: {code}") from error
-        except (BotoConnectionError, HTTPClientError) as error:
-            raise StoreUnavailable(f"DynamoDB could not be reached: {error}") from error
-        except _OutOfTime:
-            raise StoreUnavailable(
-                f"DynamoDB {operation}: no time left for another attempt"
-            ) from None
-        except BotoCoreError as error:
-            raise FlowSignalError(f"DynamoDB {operation} failed: {error}") from error
-        return response
+        return call(self._client, operation, TableName=self._table_name, **params)

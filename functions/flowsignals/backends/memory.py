@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from flowsignals.core.arguments import (
+    Delivery,
     check_delivery,
     check_page,
     check_registration,
     check_run,
     check_waiter_key,
 )
-from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult
+from flowsignals.core.models import (
+    BufferedSignal,
+    FlowSignalWaiter,
+    SignalDeliveryResult,
+    SignalFailure,
+)
 from flowsignals.core.store import (
     Clock,
     WaiterPosition,
+    buffered,
     delivered,
     next_receiver,
     oldest_first,
@@ -25,7 +33,21 @@ from flowsignals.core.store import (
     replay_of,
     system_clock,
     undeliverable,
+    with_delivery,
 )
+
+
+@dataclass(frozen=True)
+class _Buffered:
+    """An early signal: the delivery as it was asked, kept from ``at`` until ``until``."""
+
+    delivery: Delivery
+    at: datetime
+    until: datetime
+
+    @property
+    def key(self) -> str | None:
+        return self.delivery.idempotency_key
 
 
 class InMemoryFlowSignalStore:
@@ -35,6 +57,7 @@ class InMemoryFlowSignalStore:
         self._clock = clock or system_clock
         self._lock = threading.Lock()
         self._runs: dict[str, dict[str, FlowSignalWaiter]] = {}
+        self._buffered: dict[str, list[_Buffered]] = {}  # per run, oldest first
 
     def register_waiter(
         self,
@@ -48,8 +71,10 @@ class InMemoryFlowSignalStore:
         arguments = check_registration(run_id, step_key, signal_name, expires_at, task_token)
         run, key, name = arguments.run_id, arguments.step_key, arguments.signal_name
         deadline, token = arguments.expires_at, arguments.task_token
-        # Atomic: the read of the existing waiter and the write happen under one lock.
+        # Atomic: the read of the existing waiter, the write, and the hand-over of a
+        # buffered signal happen under one lock.
         with self._lock:
+            now = read_clock(self._clock)
             waiters = self._runs.setdefault(run, {})
             existing = waiters.get(key)
             if existing is None:
@@ -57,7 +82,7 @@ class InMemoryFlowSignalStore:
                     run_id=run,
                     step_key=key,
                     signal_name=name,
-                    created_at=read_clock(self._clock),
+                    created_at=now,
                     expires_at=deadline,
                     task_token=token,
                 )
@@ -65,6 +90,10 @@ class InMemoryFlowSignalStore:
                 waiter = existing.model_copy(
                     update={"signal_name": name, "expires_at": deadline, "task_token": token}
                 )
+            if not waiter.is_delivered and not waiter.is_expired(now):
+                early = self._take_buffered(run, name, now)
+                if early is not None:
+                    waiter = with_delivery(waiter, early.delivery, now)
             waiters[key] = waiter
             return waiter
 
@@ -72,15 +101,19 @@ class InMemoryFlowSignalStore:
         self,
         run_id: UUID | str,
         signal_name: str,
-        payload_json: str,
+        payload_json: str | None = None,
         *,
+        failure: SignalFailure | None = None,
         idempotency_key: str | None = None,
+        delivered_by: str | None = None,
+        buffer_for: timedelta | None = None,
     ) -> SignalDeliveryResult:
-        arguments = check_delivery(run_id, signal_name, payload_json, idempotency_key)
-        run, name, key = arguments.run_id, arguments.signal_name, arguments.idempotency_key
-        payload = arguments.payload_json
-        # Atomic: choosing the receiver and marking it delivered happen under one lock,
-        # so no two deliveries can both see the same waiter undelivered.
+        delivery = check_delivery(
+            run_id, signal_name, payload_json, failure, idempotency_key, delivered_by, buffer_for
+        )
+        run, name, key = delivery.run_id, delivery.signal_name, delivery.idempotency_key
+        # Atomic: choosing the receiver (or buffering) and marking it delivered happen under
+        # one lock, so no two deliveries can both see the same waiter undelivered.
         with self._lock:
             now = read_clock(self._clock)
             waiters = self._runs.get(run, {})
@@ -89,12 +122,42 @@ class InMemoryFlowSignalStore:
             if replay is not None:
                 return replay
             receiver = next_receiver(ordered, now)
-            if receiver is None:
+            if receiver is not None:
+                waiters[receiver.step_key] = with_delivery(receiver, delivery, now)
+                return delivered(receiver.step_key, now)
+            if delivery.buffer_for is None:
                 return undeliverable(ordered, now)
-            waiters[receiver.step_key] = receiver.model_copy(
-                update={"delivered_at": now, "payload_json": payload, "idempotency_key": key}
+            live = self._live_buffered(run, now)
+            same_key = next((b for b in live if key is not None and b.key == key), None)
+            if same_key is not None:
+                return buffered(same_key.until, replayed=True)
+            early = _Buffered(delivery, now, now + delivery.buffer_for)
+            self._buffered[run] = [*live, early]
+            return buffered(early.until)
+
+    def list_buffered_signals(self, run_id: UUID | str) -> list[BufferedSignal]:
+        run = check_run(run_id)
+        with self._lock:
+            live = self._live_buffered(run, read_clock(self._clock))
+        return [
+            BufferedSignal(
+                signal_name=b.delivery.signal_name, buffered_at=b.at, buffered_until=b.until
             )
-            return delivered(receiver.step_key, now)
+            for b in live
+        ]
+
+    def _live_buffered(self, run: str, now: datetime) -> list[_Buffered]:
+        """The run's buffered signals before their deadline (the others are dropped)."""
+        live = [b for b in self._buffered.get(run, []) if now < b.until]
+        self._buffered[run] = live
+        return live
+
+    def _take_buffered(self, run: str, name: str, now: datetime) -> _Buffered | None:
+        live = self._live_buffered(run, now)
+        early = next((b for b in live if b.delivery.signal_name == name), None)
+        if early is not None:
+            live.remove(early)
+        return early
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
         waiter = check_waiter_key(run_id, step_key)

@@ -4,14 +4,26 @@ request writes nothing), and the one way a pydantic error becomes ``InvalidSigna
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge
+from flowsignals.core.models import SignalFailure
 from flowsignals.core.values import (
     PAYLOAD_TOO_LARGE,
+    BufferFor,
     Deadline,
+    DeliveredBy,
     IdempotencyKey,
     PayloadJson,
     RunId,
@@ -71,8 +83,19 @@ class Registration(WaiterArguments):
 
 class Delivery(RunArguments):
     signal_name: SignalName
-    payload_json: PayloadJson
+    payload_json: PayloadJson | None
+    failure: SignalFailure | None
     idempotency_key: IdempotencyKey | None
+    delivered_by: DeliveredBy | None
+    buffer_for: BufferFor | None
+
+    @model_validator(mode="after")
+    def _payload_or_failure(self) -> Self:
+        if (self.payload_json is None) == (self.failure is None):
+            raise PydanticCustomError(
+                "payload_or_failure", "give exactly one of payload_json and failure"
+            )
+        return self
 
 
 def check_registration(
@@ -82,7 +105,13 @@ def check_registration(
 
 
 def check_delivery(
-    run_id: object, signal_name: object, payload_json: object, idempotency_key: object
+    run_id: object,
+    signal_name: object,
+    payload_json: object,
+    failure: object,
+    idempotency_key: object,
+    delivered_by: object,
+    buffer_for: object,
 ) -> Delivery:
     return validate(Delivery, locals())
 

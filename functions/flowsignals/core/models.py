@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from flowsignals.core.values import RunId
+from flowsignals.core.values import FailureCause, FailureError, RunId
 
 
 class SignalDeliveryStatus(StrEnum):
@@ -15,6 +15,27 @@ class SignalDeliveryStatus(StrEnum):
     NOT_FOUND = "NotFound"
     ALREADY_DELIVERED = "AlreadyDelivered"
     EXPIRED = "Expired"
+    BUFFERED = "Buffered"
+
+
+class SignalFailure(BaseModel):
+    """A failure signal: resumes a Step Functions task with ``SendTaskFailure(error, cause)``,
+    which a state machine ``Catch``es by ``error`` (e.g. ``Rejected``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error: FailureError
+    cause: FailureCause | None = None
+
+
+class BufferedSignal(BaseModel):
+    """An early signal kept for the run's next waiter of its name (its payload stays private)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    signal_name: str
+    buffered_at: AwareDatetime
+    buffered_until: AwareDatetime
 
 
 class FlowSignalWaiter(BaseModel):
@@ -33,6 +54,8 @@ class FlowSignalWaiter(BaseModel):
     expires_at: AwareDatetime | None = None
     delivered_at: AwareDatetime | None = None
     payload_json: str | None = None
+    failure: SignalFailure | None = None
+    delivered_by: str | None = None
     idempotency_key: str | None = None
     task_token: str | None = Field(default=None, exclude=True, repr=False)
 

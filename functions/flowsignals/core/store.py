@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.core.arguments import Delivery
+from flowsignals.core.models import (
+    BufferedSignal,
+    FlowSignalWaiter,
+    SignalDeliveryResult,
+    SignalDeliveryStatus,
+    SignalFailure,
+)
 from flowsignals.core.values import to_utc_ms
 
 Clock = Callable[[], datetime]
@@ -37,8 +44,9 @@ class FlowSignalStore(Protocol):
         """Create the waiter for ``(run_id, step_key)``, or update it.
 
         A repeated register replaces ``signal_name``, ``expires_at`` (None removes it) and
-        ``task_token``, and keeps ``created_at``, ``delivered_at`` and the payload.
-        Returns the stored waiter.
+        ``task_token``, and keeps ``created_at``, ``delivered_at`` and the payload. A waiter
+        that can receive (undelivered, not expired) and whose signal name has a buffered
+        signal in the run receives the oldest one at once. Returns the stored waiter.
         """
         ...
 
@@ -46,17 +54,28 @@ class FlowSignalStore(Protocol):
         self,
         run_id: UUID | str,
         signal_name: str,
-        payload_json: str,
+        payload_json: str | None = None,
         *,
+        failure: SignalFailure | None = None,
         idempotency_key: str | None = None,
+        delivered_by: str | None = None,
+        buffer_for: timedelta | None = None,
     ) -> SignalDeliveryResult:
-        """Deliver ``payload_json`` to one waiter of the run named ``signal_name``, exactly once.
+        """Deliver ``payload_json`` — or ``failure``, exactly one of them — to one waiter of
+        the run named ``signal_name``, exactly once.
 
         A waiter already delivered with the same ``idempotency_key`` is answered again
         (``replayed=True``) and nothing is written. Otherwise the oldest waiter neither
-        delivered nor expired receives it; else the answer is ``AlreadyDelivered`` (oldest
-        delivered waiter), ``Expired`` (oldest expired waiter) or ``NotFound``.
+        delivered nor expired receives it. When none can, with ``buffer_for`` the signal is
+        kept for the run's next waiter of that name registered before ``now + buffer_for``
+        (``Buffered``; a retry with the same key keeps one, answered ``replayed=True``);
+        without it the answer is ``AlreadyDelivered`` (oldest delivered waiter), ``Expired``
+        (oldest expired waiter) or ``NotFound``.
         """
+        ...
+
+    def list_buffered_signals(self, run_id: UUID | str) -> list[BufferedSignal]:
+        """The run's buffered signals not yet consumed nor past their deadline, oldest first."""
         ...
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
@@ -129,6 +148,25 @@ def next_receiver(ordered: list[FlowSignalWaiter], now: datetime) -> FlowSignalW
     return next(
         (w for w in ordered if not w.is_delivered and not w.is_expired(now)),
         None,
+    )
+
+
+def with_delivery(waiter: FlowSignalWaiter, delivery: Delivery, now: datetime) -> FlowSignalWaiter:
+    """The waiter as a delivery at ``now`` leaves it."""
+    return waiter.model_copy(
+        update={
+            "delivered_at": now,
+            "payload_json": delivery.payload_json,
+            "failure": delivery.failure,
+            "idempotency_key": delivery.idempotency_key,
+            "delivered_by": delivery.delivered_by,
+        }
+    )
+
+
+def buffered(until: datetime, *, replayed: bool = False) -> SignalDeliveryResult:
+    return SignalDeliveryResult(
+        status=SignalDeliveryStatus.BUFFERED, expires_at=until, replayed=replayed
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
@@ -28,6 +28,12 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 128
 MAX_TASK_TOKEN_LENGTH = 2048
 # The longest a Step Functions task may wait; also keeps now + timeout representable.
 MAX_TIMEOUT_SECONDS = 31_536_000
+# Step Functions' limits on SendTaskFailure.
+MAX_FAILURE_ERROR_LENGTH = 256
+MAX_FAILURE_CAUSE_LENGTH = 32_768
+MAX_DELIVERED_BY_LENGTH = 512
+# The longest an early signal waits for its waiter: 30 days.
+MAX_BUFFER_SECONDS = 2_592_000
 
 PAYLOAD_TOO_LARGE = "payload_too_large"
 
@@ -114,6 +120,26 @@ def _task_token(value: object) -> str:
     return token
 
 
+def _failure_error(value: object) -> str:
+    return _name(_text(value), MAX_FAILURE_ERROR_LENGTH)
+
+
+def _failure_cause(value: object) -> str:
+    cause = _text(value)
+    if len(cause) > MAX_FAILURE_CAUSE_LENGTH:
+        _reject(f"must be at most {MAX_FAILURE_CAUSE_LENGTH} characters, got {len(cause)}")
+    return cause
+
+
+def _delivered_by(value: object) -> str:
+    by = _text(value)
+    if len(by) > MAX_DELIVERED_BY_LENGTH:
+        _reject(f"must be at most {MAX_DELIVERED_BY_LENGTH} characters, got {len(by)}")
+    if _CONTROL_CHARACTER.search(by):
+        _reject("must not contain control characters")
+    return by
+
+
 RunId = Annotated[
     str,
     PlainValidator(canonical_run_id),
@@ -165,6 +191,28 @@ TaskToken = Annotated[
 ]
 
 
+FailureError = Annotated[
+    str,
+    PlainValidator(_failure_error),
+    _string_schema(
+        "The error a state machine Catches by name, e.g. Rejected",
+        minLength=1,
+        maxLength=MAX_FAILURE_ERROR_LENGTH,
+        pattern=_NO_CONTROL_PATTERN,
+    ),
+]
+FailureCause = Annotated[
+    str,
+    PlainValidator(_failure_cause),
+    _string_schema("Why, in words", maxLength=MAX_FAILURE_CAUSE_LENGTH),
+]
+DeliveredBy = Annotated[
+    str,
+    PlainValidator(_delivered_by),
+    _string_schema("Who delivered", maxLength=MAX_DELIVERED_BY_LENGTH),
+]
+
+
 # --- instants -----------------------------------------------------------------------------
 
 
@@ -200,6 +248,22 @@ def _timeout_seconds(value: object) -> int:
     return value
 
 
+def _buffer_seconds(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _reject("must be a whole number of seconds")
+    if not 1 <= value <= MAX_BUFFER_SECONDS:
+        _reject(f"must be 1 to {MAX_BUFFER_SECONDS} seconds (30 days)")
+    return value
+
+
+def _buffer_for(value: object) -> timedelta:
+    if not isinstance(value, timedelta):
+        _reject("must be a timedelta")
+    if not timedelta(0) < value <= timedelta(seconds=MAX_BUFFER_SECONDS):
+        _reject("must be more than nothing and at most 30 days")
+    return value
+
+
 Deadline = Annotated[
     datetime,
     PlainValidator(_deadline),
@@ -220,6 +284,21 @@ TimeoutSeconds = Annotated[
         }
     ),
 ]
+
+
+BufferSeconds = Annotated[
+    int,
+    PlainValidator(_buffer_seconds),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_BUFFER_SECONDS,
+            "description": "When no step waits yet, keep the signal this long for the next one",
+        }
+    ),
+]
+BufferFor = Annotated[timedelta, PlainValidator(_buffer_for)]
 
 
 def format_timestamp(value: datetime) -> str:
