@@ -159,7 +159,11 @@ def test_every_case_in_one_batch(calls: Calls, capsys: pytest.CaptureFixture[str
     result = run_notifier(*records)
 
     assert result == {"batchItemFailures": []}
-    assert calls.of("SendTaskSuccess") == [{"taskToken": "token-1", "output": '{"approved": true}'}]
+    # token-9 came to an already delivered waiter (a retried register): it resumes too.
+    assert calls.of("SendTaskSuccess") == [
+        {"taskToken": "token-1", "output": '{"approved": true}'},
+        {"taskToken": "token-9", "output": '{"approved": true}'},
+    ]
     failures = calls.of("SendTaskFailure")
     assert [(f["taskToken"], f["error"]) for f in failures] == [
         ("token-2", "FlowSignals.WaiterExpired"),
@@ -171,6 +175,9 @@ def test_every_case_in_one_batch(calls: Calls, capsys: pytest.CaptureFixture[str
         "createdAt": "2026-11-23T10:00:00.000Z",
         "deliveredAt": "2026-11-23T10:00:01.500Z",
         "waitMs": 1500,
+        "deliveredBy": None,
+        "failed": False,
+        "error": None,
     }
     assert calls.events() == [
         ("Signal Delivered", {**signal, "stepKey": "with-token"}),
@@ -299,3 +306,53 @@ def stored_row(run: str, step_key: str) -> dict[str, Any]:
         TableName=TABLE_NAME, Key={"RunId": {"S": run}, "StepKey": {"S": step_key}}
     )["Item"]
     return {name: _deserialize(value) for name, value in item.items()}
+
+
+def test_a_failure_signal_fails_the_task_and_says_so_in_the_event(calls: Calls) -> None:
+    waiting = waiter_image("review", TaskToken="token-f")
+    rejected = {
+        **waiting,
+        "DeliveredAt": "2026-11-23T10:00:01.500Z",
+        "FailureError": "Rejected",
+        "FailureCause": "Budget exceeded",
+        "DeliveredBy": "arn:aws:iam::123456789012:user/ana",
+    }
+    bare = {**waiter_image("bare", TaskToken="token-g"), **DELIVERED}
+    bare = {k: v for k, v in bare.items() if k != "PayloadJson"} | {"FailureError": "Timeout"}
+
+    result = run_notifier(
+        stream_record("MODIFY", old=waiting, new=rejected),
+        stream_record("MODIFY", old=waiter_image("bare", TaskToken="token-g"), new=bare),
+    )
+
+    assert result == {"batchItemFailures": []}
+    assert calls.of("SendTaskSuccess") == []
+    assert calls.of("SendTaskFailure") == [
+        {"taskToken": "token-f", "error": "Rejected", "cause": "Budget exceeded"},
+        {"taskToken": "token-g", "error": "Timeout"},
+    ]
+    details = [detail for _, detail in calls.events()]
+    assert [(d["failed"], d["error"], d["deliveredBy"]) for d in details] == [
+        (True, "Rejected", "arn:aws:iam::123456789012:user/ana"),
+        (True, "Timeout", None),
+    ]
+
+
+def test_buffered_signal_rows_and_a_token_already_resumed_do_nothing(calls: Calls) -> None:
+    early = {
+        "RunId": "0b6f7c2a-3a5e-4b8f-9d1c-2e4f6a8b0c1d",
+        "StepKey": "\x1fbuffered\x1fabc\x1fkclick-1",
+        "BufferedSignalName": "approve",
+        "BufferedAt": "2026-11-23T10:00:00.000Z",
+        "BufferedUntil": "2026-11-23T11:00:00.000Z",
+        "PayloadJson": "{}",
+    }
+    delivered = {**waiter_image(TaskToken="token-1"), **DELIVERED}
+    result = run_notifier(
+        stream_record("INSERT", new=early),
+        stream_record("REMOVE", old=early, by_ttl=True),
+        stream_record("REMOVE", old=early),
+        stream_record("MODIFY", old=delivered, new={**delivered, "SignalName": "same-token"}),
+    )
+    assert result == {"batchItemFailures": []}
+    assert calls.made == []

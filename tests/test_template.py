@@ -18,18 +18,31 @@ EXPECTED_ROUTES = {
     "DELETE /runs/{runId}/waiters/{stepKey}": "flowsignals.lambdas.handlers.remove_handler",
     "GET /runs/{runId}/waiters": "flowsignals.lambdas.handlers.list_handler",
     "POST /runs/{runId}/signals/{signalName}": "flowsignals.lambdas.handlers.deliver_handler",
+    "POST /runs/{runId}/signals/{signalName}/failure": (
+        "flowsignals.lambdas.handlers.deliver_handler"
+    ),
+    "GET /runs/{runId}/signals": "flowsignals.lambdas.handlers.signals_handler",
 }
 # Each function's grants: {action: resources}.
 EXPECTED_GRANTS = {
-    "RegisterFunction": {"dynamodb:UpdateItem": [TABLE_ARN]},
+    "RegisterFunction": {
+        "dynamodb:UpdateItem": [TABLE_ARN],
+        "dynamodb:Query": [TABLE_ARN],
+        "dynamodb:DeleteItem": [TABLE_ARN],
+        "dynamodb:GetItem": [TABLE_ARN],
+    },
     "DeliverFunction": {
         # The table only: deliveries decide on consistent reads, never on the index.
         "dynamodb:Query": [TABLE_ARN],
         "dynamodb:UpdateItem": [TABLE_ARN],
+        "dynamodb:PutItem": [TABLE_ARN],
+        "dynamodb:GetItem": [TABLE_ARN],
+        "dynamodb:DeleteItem": [TABLE_ARN],
     },
     "GetFunction": {"dynamodb:GetItem": [TABLE_ARN]},
     "RemoveFunction": {"dynamodb:DeleteItem": [TABLE_ARN]},
     "ListFunction": {"dynamodb:Query": [TABLE_ARN]},
+    "SignalsFunction": {"dynamodb:Query": [TABLE_ARN]},
     "NotifierFunction": {
         "states:SendTaskSuccess": [
             {"Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}

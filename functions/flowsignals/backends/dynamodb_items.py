@@ -23,7 +23,9 @@ TTL_ATTRIBUTE = "Ttl"
 TTL_NAME = {"#ttl": TTL_ATTRIBUTE}
 # The lowest step key a waiter can have: step keys hold no control characters.
 FIRST_STEP_KEY = " "
-_BUFFERED = "\x1fbuffered\x1f"
+# The sort keys of buffered signals begin with this (and no step key can).
+BUFFERED_ROW_PREFIX = "\x1f"
+_BUFFERED = BUFFERED_ROW_PREFIX + "buffered\x1f"
 
 
 def s(value: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from flowsignals.lambdas.schemas import (
     DeliverSignalEvent,
     ListWaitersEvent,
     RegisterWaiterEvent,
+    SignalsEvent,
     WaiterEvent,
     delivery_result_view,
 )
@@ -43,9 +44,20 @@ def deliver(event: Any) -> dict[str, Any]:
     with _exactly_invalid_signal_request():
         request = validate(DeliverSignalEvent, event)
         result = service().deliver(
-            request.runId, request.signalName, request.payload, request.idempotencyKey
+            request.runId,
+            request.signalName,
+            request.payload_json(),
+            failure=None if request.failure is None else request.failure.failure(),
+            idempotency_key=request.idempotencyKey,
+            delivered_by=request.deliveredBy,
+            buffer_seconds=request.bufferSeconds,
         )
     return delivery_result_view(result)
+
+
+def list_signals(event: Any) -> dict[str, Any]:
+    with _exactly_invalid_signal_request():
+        return service().list_buffered(validate(SignalsEvent, event).runId)
 
 
 def get(event: Any) -> dict[str, Any] | None:

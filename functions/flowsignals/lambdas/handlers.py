@@ -1,4 +1,4 @@
-"""The five Lambda entry points named in template.yaml. Each answers a well-formed API Gateway
+"""The Lambda entry points named in template.yaml. Each answers a well-formed API Gateway
 HTTP API event through the resolver, and any other event as a direct invocation, within the
 time the invocation has left."""
 
@@ -41,3 +41,4 @@ deliver_handler = _entry_point(direct.deliver, with_metrics=True)
 get_handler = _entry_point(direct.get)
 remove_handler = _entry_point(direct.remove)
 list_handler = _entry_point(direct.list_waiters)
+signals_handler = _entry_point(direct.list_signals)

@@ -67,3 +67,12 @@ def normalize(event: dict[str, Any]) -> dict[str, Any]:
         event["isBase64Encoded"] = False
     event["body"] = body if body.strip() else "{}"
     return event
+
+
+def caller(event: dict[str, Any]) -> str | None:
+    """Who called, as the API's authorizer vouches for it: the caller's IAM ARN."""
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    iam = authorizer.get("iam") if isinstance(authorizer, dict) else None
+    arn = iam.get("userArn") if isinstance(iam, dict) else None
+    return arn if isinstance(arn, str) and arn else None

@@ -1,10 +1,13 @@
 """The notifier (SPEC section 5): reads the table's stream and resumes whoever waits.
 
-- A waiter becomes delivered: ``SendTaskSuccess`` with the payload when it has a task token,
-  a ``Signal Delivered`` EventBridge event, and the ``SignalWaitMs`` metric.
+- A waiter becomes delivered: ``SendTaskSuccess`` with the payload (``SendTaskFailure`` with
+  the error and cause of a failure signal) when it has a task token, a ``Signal Delivered``
+  EventBridge event, and the ``SignalWaitMs`` metric. A delivered waiter that gets a task
+  token it did not have (a register retried after the delivery) resumes that task the same way.
 - An undelivered waiter is deleted by TTL: a ``Waiter Expired`` event and ``SendTaskFailure``
   (``FlowSignals.WaiterExpired``); deleted by a caller: ``SendTaskFailure``
-  (``FlowSignals.WaiterRemoved``). Inserts, re-registrations and tombstone expiry do nothing.
+  (``FlowSignals.WaiterRemoved``). Inserts, re-registrations, tombstone expiry and the rows of
+  buffered (early) signals do nothing.
 
 Delivery is at least once: a task already closed is logged and skipped; any other failure
 fails only its record (partial batch response), which the event source mapping retries.
@@ -33,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from flowsignals.backends.dynamodb_items import BUFFERED_ROW_PREFIX
 from flowsignals.lambdas.runtime import logger, metrics, tracer
 from flowsignals.lambdas.settings import settings
 
@@ -98,16 +102,36 @@ def _waiter_fields(image: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _resume(waiter: dict[str, Any]) -> None:
+    """The waiter's task continues with what was delivered: its payload, or its failure."""
+    token = waiter["TaskToken"]
+    if "FailureError" in waiter:
+        cause = waiter.get("FailureCause")
+        _close_task(
+            "send_task_failure",
+            taskToken=token,
+            error=waiter["FailureError"],
+            **({} if cause is None else {"cause": cause}),
+        )
+    else:
+        _close_task("send_task_success", taskToken=token, output=waiter["PayloadJson"])
+
+
 def _on_delivered(waiter: dict[str, Any]) -> None:
     if "TaskToken" in waiter:
-        _close_task(
-            "send_task_success", taskToken=waiter["TaskToken"], output=waiter["PayloadJson"]
-        )
+        _resume(waiter)
     wait = _instant(waiter["DeliveredAt"]) - _instant(waiter["CreatedAt"])
     wait_ms = round(wait.total_seconds() * 1000)
     _publish(
         "Signal Delivered",
-        {**_waiter_fields(waiter), "deliveredAt": waiter["DeliveredAt"], "waitMs": wait_ms},
+        {
+            **_waiter_fields(waiter),
+            "deliveredAt": waiter["DeliveredAt"],
+            "waitMs": wait_ms,
+            "deliveredBy": waiter.get("DeliveredBy"),
+            "failed": "FailureError" in waiter,
+            "error": waiter.get("FailureError"),
+        },
     )
     metrics.add_metric(name="SignalWaitMs", unit=MetricUnit.Milliseconds, value=wait_ms)
 
@@ -130,12 +154,18 @@ def handle_record(record: DynamoDBRecord) -> None:
     if change is None:
         return
     old, new = change.old_image or {}, change.new_image or {}
+    if str((new or old).get("StepKey", "")).startswith(BUFFERED_ROW_PREFIX):
+        return  # an early signal kept for a waiter, not a waiter
     if record.event_name is DynamoDBRecordEventName.REMOVE:
         if old and "DeliveredAt" not in old:
             by_ttl = (record.user_identity or {}).get("principalId") == TTL_PRINCIPAL
             _on_removed_undelivered(old, by_ttl)
     elif "DeliveredAt" in new and "DeliveredAt" not in old:
         _on_delivered(new)
+    elif "DeliveredAt" in new and new.get("TaskToken") not in (None, old.get("TaskToken")):
+        # A delivered waiter got a task token it did not have (a register retried after the
+        # delivery): that task resumes too, or it would hang.
+        _resume(new)
 
 
 @metrics.log_metrics

@@ -50,8 +50,8 @@ def bad_request(detail: str) -> Response[str]:
     return problem(HTTPStatus.BAD_REQUEST, "InvalidRequest", detail)
 
 
-def ok(body: dict[str, Any]) -> Response[str]:
-    return Response(200, "application/json", json.dumps(body, ensure_ascii=False))
+def ok(body: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> Response[str]:
+    return Response(int(status), "application/json", json.dumps(body, ensure_ascii=False))
 
 
 def responses(*statuses: HTTPStatus, ok_model: type[BaseModel] | None = None) -> dict[int, Any]:

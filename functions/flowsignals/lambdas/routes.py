@@ -1,4 +1,4 @@
-"""The HTTP API: one Powertools resolver with the five routes. Each route takes its path
+"""The HTTP API: one Powertools resolver with its routes. Each route takes its path
 parameters, body, headers and query as typed values (so the resolver validates them and the
 OpenAPI document shows every rule), calls the service, and shapes the answer. Errors become
 RFC 9457 problems in one place, the exception handlers below."""
@@ -22,6 +22,7 @@ from flowsignals.core.arguments import describe_errors
 from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge, StoreUnavailable
 from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus
 from flowsignals.core.values import (
+    BufferSeconds,
     IdempotencyKey,
     NotIJson,
     RunId,
@@ -29,16 +30,19 @@ from flowsignals.core.values import (
     StepKey,
     parse_i_json,
 )
-from flowsignals.lambdas.http_events import MalformedEvent, normalize
+from flowsignals.lambdas.http_events import MalformedEvent, caller, normalize
 from flowsignals.lambdas.problems import bad_request, ok, problem, responses
 from flowsignals.lambdas.runtime import logger, service
 from flowsignals.lambdas.schemas import (
     DEFAULT_PAGE_SIZE,
+    BufferedView,
     DeliveredView,
+    FailureBody,
     NextToken,
     PageLimit,
     RegisterWaiterBody,
     RegisterWaiterEvent,
+    SignalList,
     WaiterPage,
     WaiterView,
     delivery_result_view,
@@ -117,36 +121,93 @@ def list_waiters(
     return ok(service().list_page(runId, limit, nextToken))
 
 
+_DELIVERY_ANSWERS = responses(
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.CONFLICT,
+    HTTPStatus.GONE,
+    HTTPStatus.BAD_REQUEST,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ok_model=DeliveredView,
+) | {
+    202: {
+        "description": "No step waits yet: the signal is kept for the next one (bufferSeconds)",
+        "content": {"application/json": {"model": BufferedView}},
+    }
+}
+IdempotencyKeyHeader = Annotated[
+    IdempotencyKey | None,
+    Header(alias="Idempotency-Key", description="A retry with the same key delivers nothing more"),
+]
+BufferSecondsQuery = Annotated[BufferSeconds | None, Query()]
+
+
 @app.post(
     "/runs/<runId>/signals/<signalName>",
     summary="Deliver a signal to the oldest waiting step",
     description=(
         "The body is the payload: any JSON value (I-JSON, at most 262,144 bytes of UTF-8);"
         " an empty body is {}. A retry with the same Idempotency-Key is answered 200 with"
-        " replayed=true and delivers nothing more."
+        " replayed=true and delivers nothing more. With bufferSeconds, a signal no step waits"
+        " for yet is kept (202) for the next step of that name registered in time."
     ),
-    responses=responses(
-        HTTPStatus.NOT_FOUND,
-        HTTPStatus.CONFLICT,
-        HTTPStatus.GONE,
-        HTTPStatus.BAD_REQUEST,
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        ok_model=DeliveredView,
-    ),
+    responses=_DELIVERY_ANSWERS,
 )
 def deliver_signal(
     runId: RunIdPath,
     signalName: SignalNamePath,
     # The resolver reads JSON null as no body: the default keeps null a payload like any other.
     payload: Annotated[JsonValue, Body(description="The payload: any JSON value")] = None,
-    idempotency_key: Annotated[
-        IdempotencyKey | None, Header(alias="Idempotency-Key", description="Makes retries safe")
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+    bufferSeconds: BufferSecondsQuery = None,
 ) -> Response[str]:
     # The payload is stored as the body's text: the resolver has checked it is I-JSON.
-    payload_json = app.current_event.body or "{}"
-    result = service().deliver(runId, signalName, payload_json, idempotency_key)
+    result = service().deliver(
+        runId,
+        signalName,
+        app.current_event.body or "{}",
+        idempotency_key=idempotency_key,
+        delivered_by=caller(app.current_event.raw_event),
+        buffer_seconds=bufferSeconds,
+    )
     return delivery_response(result)
+
+
+@app.post(
+    "/runs/<runId>/signals/<signalName>/failure",
+    summary="Deliver a failure signal (e.g. a rejection) to the oldest waiting step",
+    description=(
+        "A failure is a delivery like any other (the first of a success and a failure wins);"
+        " it resumes a Step Functions task with SendTaskFailure(error, cause), which the state"
+        " machine Catches by error name, e.g. Rejected."
+    ),
+    responses=_DELIVERY_ANSWERS,
+)
+def deliver_failure(
+    runId: RunIdPath,
+    signalName: SignalNamePath,
+    body: Annotated[FailureBody, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+    bufferSeconds: BufferSecondsQuery = None,
+) -> Response[str]:
+    result = service().deliver(
+        runId,
+        signalName,
+        None,
+        failure=body.failure(),
+        idempotency_key=idempotency_key,
+        delivered_by=caller(app.current_event.raw_event),
+        buffer_seconds=bufferSeconds,
+    )
+    return delivery_response(result)
+
+
+@app.get(
+    "/runs/<runId>/signals",
+    summary="The run's early signals that wait for a step, oldest first",
+    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=SignalList),
+)
+def list_signals(runId: RunIdPath) -> Response[str]:
+    return ok(service().list_buffered(runId))
 
 
 def delivery_response(result: SignalDeliveryResult) -> Response[str]:
@@ -157,6 +218,9 @@ def delivery_response(result: SignalDeliveryResult) -> Response[str]:
                 stepKey=view["stepKey"], deliveredAt=view["deliveredAt"], replayed=result.replayed
             ).model_dump()
         )
+    if result.status is SignalDeliveryStatus.BUFFERED:
+        answer = BufferedView(bufferedUntil=view["expiresAt"], replayed=result.replayed)
+        return ok(answer.model_dump(), HTTPStatus.ACCEPTED)
     if result.status is SignalDeliveryStatus.ALREADY_DELIVERED:
         return problem(
             HTTPStatus.CONFLICT,

@@ -10,9 +10,18 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
 
-from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult
+from flowsignals.core.models import (
+    BufferedSignal,
+    FlowSignalWaiter,
+    SignalDeliveryResult,
+    SignalFailure,
+)
 from flowsignals.core.values import (
+    BufferSeconds,
     Deadline,
+    DeliveredBy,
+    FailureCause,
+    FailureError,
     IdempotencyKey,
     PayloadValue,
     RunId,
@@ -86,12 +95,38 @@ class ListWaitersEvent(_Request):
     nextToken: NextToken | None = None
 
 
+class FailureBody(_Request):
+    """A failure signal: resumes a Step Functions task with SendTaskFailure(error, cause)."""
+
+    error: FailureError
+    cause: FailureCause | None = None
+
+    def failure(self) -> SignalFailure:
+        return SignalFailure(error=self.error, cause=self.cause)
+
+
 class DeliverSignalEvent(_Request):
     runId: RunId
     signalName: SignalName
-    # Omitted is {}, an explicit null is null.
+    # Omitted is {} (unless a failure is given), an explicit null is null.
     payload: PayloadValue = "{}"
+    failure: FailureBody | None = None
     idempotencyKey: IdempotencyKey | None = None
+    deliveredBy: DeliveredBy | None = None
+    bufferSeconds: BufferSeconds | None = None
+
+    @model_validator(mode="after")
+    def _payload_or_failure(self) -> Self:
+        if self.failure is not None and "payload" in self.model_fields_set:
+            raise PydanticCustomError("payload_or_failure", "give payload or failure, not both")
+        return self
+
+    def payload_json(self) -> str | None:
+        return None if self.failure is not None else self.payload
+
+
+class SignalsEvent(_Request):
+    runId: RunId
 
 
 # --- views -------------------------------------------------------------------------------
@@ -101,6 +136,11 @@ class WaiterState(StrEnum):
     WAITING = "Waiting"
     DELIVERED = "Delivered"
     EXPIRED = "Expired"
+
+
+class FailureView(BaseModel):
+    error: str
+    cause: str | None
 
 
 class WaiterView(BaseModel):
@@ -113,6 +153,8 @@ class WaiterView(BaseModel):
     expiresAt: str | None
     deliveredAt: str | None
     payload: JsonValue = Field(description="The delivered JSON value; null until delivered")
+    failure: FailureView | None = Field(description="The failure delivered instead, if any")
+    deliveredBy: str | None
     state: WaiterState
 
 
@@ -128,6 +170,25 @@ class DeliveredView(BaseModel):
     stepKey: str
     deliveredAt: str
     replayed: bool
+
+
+class BufferedView(BaseModel):
+    """The HTTP answer (202) to a signal kept for a waiter not registered yet."""
+
+    delivered: Literal[False] = False
+    buffered: Literal[True] = True
+    bufferedUntil: str
+    replayed: bool
+
+
+class SignalView(BaseModel):
+    signalName: str
+    bufferedAt: str
+    bufferedUntil: str
+
+
+class SignalList(BaseModel):
+    signals: list[SignalView]
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -149,7 +210,17 @@ def waiter_view(waiter: FlowSignalWaiter, now: datetime) -> dict[str, Any]:
         "expiresAt": _timestamp(waiter.expires_at),
         "deliveredAt": _timestamp(waiter.delivered_at),
         "payload": None if waiter.payload_json is None else read_payload(waiter.payload_json),
+        "failure": None if waiter.failure is None else waiter.failure.model_dump(),
+        "deliveredBy": waiter.delivered_by,
         "state": state.value,
+    }
+
+
+def signal_view(signal: BufferedSignal) -> dict[str, Any]:
+    return {
+        "signalName": signal.signal_name,
+        "bufferedAt": format_timestamp(signal.buffered_at),
+        "bufferedUntil": format_timestamp(signal.buffered_until),
     }
 
 

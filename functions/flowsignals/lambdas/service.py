@@ -4,15 +4,16 @@ run's waiters, and the metrics of every call."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flowsignals.core.models import SignalDeliveryResult
+from flowsignals.core.models import SignalDeliveryResult, SignalFailure
 from flowsignals.core.store import Clock, FlowSignalStore, read_clock, system_clock
 from flowsignals.lambdas.paging import decode_token, encode_token, fit_page
-from flowsignals.lambdas.schemas import RegisterWaiterEvent, waiter_view
+from flowsignals.lambdas.schemas import RegisterWaiterEvent, signal_view, waiter_view
 
 
 class SignalService:
@@ -36,10 +37,24 @@ class SignalService:
         return waiter_view(waiter, now)
 
     def deliver(
-        self, run_id: str, signal_name: str, payload_json: str, idempotency_key: str | None
+        self,
+        run_id: str,
+        signal_name: str,
+        payload_json: str | None,
+        *,
+        failure: SignalFailure | None = None,
+        idempotency_key: str | None = None,
+        delivered_by: str | None = None,
+        buffer_seconds: int | None = None,
     ) -> SignalDeliveryResult:
         result = self._store.deliver_signal(
-            run_id, signal_name, payload_json, idempotency_key=idempotency_key
+            run_id,
+            signal_name,
+            payload_json,
+            failure=failure,
+            idempotency_key=idempotency_key,
+            delivered_by=delivered_by,
+            buffer_for=None if buffer_seconds is None else timedelta(seconds=buffer_seconds),
         )
         self._metrics.add_metric(
             name=f"Signal{result.status.value}", unit=MetricUnit.Count, value=1
@@ -49,6 +64,10 @@ class SignalService:
     def get(self, run_id: str, step_key: str) -> dict[str, Any] | None:
         waiter = self._store.get_waiter(run_id, step_key)
         return None if waiter is None else waiter_view(waiter, read_clock(self._clock))
+
+    def list_buffered(self, run_id: str) -> dict[str, Any]:
+        """``{"signals": [...]}``: the run's early signals waiting for a waiter, oldest first."""
+        return {"signals": [signal_view(s) for s in self._store.list_buffered_signals(run_id)]}
 
     def remove(self, run_id: str, step_key: str) -> None:
         self._store.remove_waiter(run_id, step_key)
