@@ -249,6 +249,9 @@ def _timeout_seconds(value: object) -> int:
 
 
 def _buffer_seconds(value: object) -> int:
+    # A query string's value is text: its digits are the number.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 8:
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         _reject("must be a whole number of seconds")
     if not 1 <= value <= MAX_BUFFER_SECONDS:
