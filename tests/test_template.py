@@ -130,7 +130,30 @@ def test_the_example_state_machine_waits_with_a_task_token() -> None:
     assert task["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
     assert task["TimeoutSeconds"] == task["Parameters"]["Payload"]["timeoutSeconds"]
     caught = {error for catch in task["Catch"] for error in catch["ErrorEquals"]}
-    assert {"FlowSignals.WaiterExpired", "FlowSignals.WaiterRemoved"} <= caught
+    assert {"FlowSignals.WaiterExpired", "FlowSignals.WaiterRemoved", "Rejected"} <= caught
+
+
+def test_the_example_decides_on_any_payload_and_catches_a_rejection() -> None:
+    """A delivery of {} must not end the execution with States.Runtime: the Choice checks
+    that approved is present and a boolean before comparing it."""
+    states = load_template()["Resources"]["ApprovalExample"]["Properties"]["Definition"]["States"]
+    task = states["WaitForApproval"]
+    decide = states[task["Next"]]
+    (rule,) = decide["Choices"]
+    checks = [(c["Variable"], next(k for k in c if k != "Variable")) for c in rule["And"]]
+    assert checks == [
+        ("$.approval.approved", "IsPresent"),
+        ("$.approval.approved", "IsBoolean"),
+        ("$.approval.approved", "BooleanEquals"),
+    ]
+    assert states[rule["Next"]]["Type"] == "Succeed"
+    assert states[decide["Default"]]["Type"] == "Fail"
+    (rejection,) = [c for c in task["Catch"] if c["ErrorEquals"] == ["Rejected"]]
+    assert states[rejection["Next"]] == {
+        "Type": "Fail",
+        "Error": "Rejected",
+        "Cause": "The approval was rejected",
+    }
 
 
 def test_globals_and_outputs() -> None:
