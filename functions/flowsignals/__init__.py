@@ -16,10 +16,17 @@ from flowsignals.core.errors import (
     PayloadTooLarge,
     StoreUnavailable,
 )
-from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.core.models import (
+    BufferedSignal,
+    FlowSignalWaiter,
+    SignalDeliveryResult,
+    SignalDeliveryStatus,
+    SignalFailure,
+)
 from flowsignals.core.store import FlowSignalStore
 
 __all__ = [
+    "BufferedSignal",
     "DynamoDBFlowSignalStore",
     "FlowSignalError",
     "FlowSignalStore",
@@ -29,5 +36,6 @@ __all__ = [
     "PayloadTooLarge",
     "SignalDeliveryResult",
     "SignalDeliveryStatus",
+    "SignalFailure",
     "StoreUnavailable",
 ]
