@@ -14,19 +14,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import TABLE_NAME, FakeClock, moto_table
-from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
+from flowsignals import (
+    DynamoDBFlowSignalStore,
+    FlowSignalStore,
+    InMemoryFlowSignalStore,
+    SignalFailure,
+)
 
 # Small pools, so that operations meet: the same waiters, names and deadlines again and again.
 STEP_KEYS = st.sampled_from(["a", "b", "c", "a", "b", " d", ""])
 SIGNAL_NAMES = st.sampled_from(["go", "go", "go", "go", " go ", "Go", "stop", " "])
-PAYLOADS = st.sampled_from(["1", '{"n": 2}', "null", "1", "1", "NaN"])
+PAYLOADS = st.sampled_from(["1", '{"n": 2}', "null", "1", "1", "NaN", "Rejected", None])
 IDEMPOTENCY_KEYS = st.sampled_from([None, None, "k1", "k2"])
 DEADLINES = st.one_of(st.none(), st.integers(min_value=-1, max_value=4))
 TOKENS = st.sampled_from([None, "token"])
 RUNS = st.sampled_from([0, 0, 0, 1])
 
 REGISTER = st.tuples(st.just("register"), RUNS, STEP_KEYS, SIGNAL_NAMES, DEADLINES, TOKENS)
-DELIVER = st.tuples(st.just("deliver"), RUNS, SIGNAL_NAMES, PAYLOADS, IDEMPOTENCY_KEYS)
+BUFFERS = st.sampled_from([None, None, 1, 3])
+DELIVER = st.tuples(
+    st.just("deliver"), RUNS, SIGNAL_NAMES, PAYLOADS, IDEMPOTENCY_KEYS, BUFFERS, TOKENS
+)
 ADVANCE = st.tuples(st.just("advance"), st.integers(min_value=0, max_value=2))
 OPERATIONS = st.one_of(
     REGISTER,
@@ -39,6 +47,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("get"), RUNS, STEP_KEYS),
     st.tuples(st.just("remove"), RUNS, STEP_KEYS),
     st.tuples(st.just("list"), RUNS),
+    st.tuples(st.just("signals"), RUNS),
 )
 
 
@@ -53,14 +62,26 @@ def apply(
             expires_at = None if deadline is None else clock.now + timedelta(seconds=deadline)
             return store.register_waiter(runs[run], step_key, name, expires_at, task_token=token)
         if kind == "deliver":
-            run, name, payload, key = args
-            return store.deliver_signal(runs[run], name, payload, idempotency_key=key)
+            run, name, payload, key, buffer, by = args
+            # "Rejected" stands for a failure signal; None for neither payload nor failure.
+            failure = SignalFailure(error=payload) if payload == "Rejected" else None
+            return store.deliver_signal(
+                runs[run],
+                name,
+                None if failure is not None else payload,
+                failure=failure,
+                idempotency_key=key,
+                delivered_by=by,
+                buffer_for=None if buffer is None else timedelta(seconds=buffer),
+            )
         if kind == "get":
             return store.get_waiter(runs[args[0]], args[1])
         if kind == "remove":
             return store.remove_waiter(runs[args[0]], args[1])
         if kind == "list":
             return store.list_waiters(runs[args[0]])
+        if kind == "signals":
+            return store.list_buffered_signals(runs[args[0]])
     except Exception as error:  # the error's type is the answer compared
         return type(error)
     raise AssertionError(f"unknown operation {kind}")
