@@ -11,6 +11,7 @@ signal name may take 1 KB of UTF-8, as much as a whole sort key.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,8 @@ def buffered_item(
         "BufferedSignalName": s(delivery.signal_name),
         "BufferedAt": s(format_timestamp(now)),
         "BufferedUntil": s(format_timestamp(until)),
+        # Orders signals buffered within one millisecond as they came (nanoseconds).
+        "BufferedSequence": n(time.time_ns()),
         "DeliveryId": s(attempt),
         TTL_ATTRIBUTE: n(ttl),
         **content(delivery),
@@ -132,9 +135,10 @@ def buffered_from_item(item: dict[str, Any]) -> BufferedSignal:
     )
 
 
-def buffered_order(item: dict[str, Any]) -> tuple[str, str]:
+def buffered_order(item: dict[str, Any]) -> tuple[str, int, str]:
     """Oldest first: the fixed-width timestamps sort as the instants do."""
-    return (item["BufferedAt"]["S"], item["StepKey"]["S"])
+    sequence = int(item["BufferedSequence"]["N"]) if "BufferedSequence" in item else 0
+    return (item["BufferedAt"]["S"], sequence, item["StepKey"]["S"])
 
 
 def delivery_of_buffered(run: str, item: dict[str, Any]) -> Delivery:

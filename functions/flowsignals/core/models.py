@@ -22,7 +22,8 @@ class SignalFailure(BaseModel):
     """A failure signal: resumes a Step Functions task with ``SendTaskFailure(error, cause)``,
     which a state machine ``Catch``es by ``error`` (e.g. ``Rejected``)."""
 
-    model_config = ConfigDict(frozen=True)
+    # Checked again wherever it is handed in: model_copy(update=...) skips validation.
+    model_config = ConfigDict(frozen=True, revalidate_instances="always")
 
     error: FailureError
     cause: FailureCause | None = None

@@ -262,9 +262,10 @@ def _buffer_seconds(value: object) -> int:
 def _buffer_for(value: object) -> timedelta:
     if not isinstance(value, timedelta):
         _reject("must be a timedelta")
-    if not timedelta(0) < value <= timedelta(seconds=MAX_BUFFER_SECONDS):
-        _reject("must be more than nothing and at most 30 days")
-    return value
+    if not timedelta(milliseconds=1) <= value <= timedelta(seconds=MAX_BUFFER_SECONDS):
+        _reject("must be 1 millisecond to 30 days")
+    # Whole milliseconds, as every stored instant: now + buffer_for is then one deadline.
+    return value - timedelta(microseconds=value.microseconds % 1000)
 
 
 Deadline = Annotated[
