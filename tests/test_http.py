@@ -59,6 +59,8 @@ DELIVER = "POST /runs/{runId}/signals/{signalName}"
 JSON_HEADERS = {"Content-Type": "application/json"}
 WAITER_FIELDS = {"runId", "stepKey", "signalName", "createdAt", "expiresAt", "deliveredAt"} | {
     "payload",
+    "failure",
+    "deliveredBy",
     "state",
 }
 LATER = "2030-01-01T00:00:00Z"
