@@ -82,6 +82,26 @@ def test_a_whole_approval_over_http(base_url: str) -> None:
     assert status == 404 and body["code"] == "NotFound"
 
 
+def test_a_rejection_and_an_early_signal_over_http(base_url: str) -> None:
+    run = f"order-{uuid4().hex[:6]}"
+    register = json.dumps({"signalName": "legal"})
+    assert request(base_url, "PUT", f"/runs/{run}/waiters/legal-review", register)[0] == 200
+    rejection = json.dumps({"error": "Rejected", "cause": "Missing clause 4"})
+    status, _, body = request(base_url, "POST", f"/runs/{run}/signals/legal/failure", rejection)
+    assert status == 200 and body["stepKey"] == "legal-review"
+    waiter = request(base_url, "GET", f"/runs/{run}/waiters/legal-review")[2]
+    assert waiter["failure"] == {"error": "Rejected", "cause": "Missing clause 4"}
+
+    status, _, body = request(base_url, "POST", f"/runs/{run}/signals/ship?bufferSeconds=60", "7")
+    assert status == 202 and body["buffered"] is True
+    listed = request(base_url, "GET", f"/runs/{run}/signals")[2]["signals"]
+    assert [signal["signalName"] for signal in listed] == ["ship"]
+    ship = json.dumps({"signalName": "ship"})
+    status, _, waiter = request(base_url, "PUT", f"/runs/{run}/waiters/shipping", ship)
+    assert status == 200 and waiter["state"] == "Delivered" and waiter["payload"] == 7
+    assert request(base_url, "GET", f"/runs/{run}/signals")[2] == {"signals": []}
+
+
 def test_unknown_routes_and_methods_are_answered_as_api_gateway_does(base_url: str) -> None:
     run = uuid4()
     for method, path in [
