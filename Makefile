@@ -6,7 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench openapi build dynamodb-local clean
+.PHONY: help run test lint bench openapi build dynamodb-local clean
+.DEFAULT_GOAL := help
+
+help: ## List the targets (this list)
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +19,10 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # Without npm the fetch fails; the DynamoDB Local tests then skip loudly (fail in CI).
-dynamodb-local: $(INSTALLED)
+dynamodb-local: $(INSTALLED) ## Fetch DynamoDB Local once (npm package amplify-dynamodb-simulator)
 	$(BIN)/python infra/dynamodb_local.py fetch || echo "WARNING: DynamoDB Local not fetched"
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) ## ruff, ruff format --check, mypy --strict, cfn-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -26,14 +30,14 @@ lint: $(INSTALLED)
 
 # The HTTP API of template.yaml at http://127.0.0.1:$${PORT:-3000}, on embedded DynamoDB
 # (moto) unless DYNAMODB_ENDPOINT names one.
-run: $(INSTALLED)
+run: $(INSTALLED) ## Serve the HTTP API on http://127.0.0.1:3000 (PORT, DYNAMODB_ENDPOINT)
 	$(BIN)/python infra/local_server.py
 
 # The test session starts DynamoDB Local on a free port and stops it at the end.
-test: lint dynamodb-local
+test: lint dynamodb-local ## Lint, then every test (DynamoDB Local started and stopped)
 	$(BIN)/python -m pytest
 
-openapi: $(INSTALLED)
+openapi: $(INSTALLED) ## Regenerate openapi.json from the resolver's routes
 	$(BIN)/python infra/openapi.py
 
 # `sam build` for the template's runtime: python3.13 must be first on PATH. SAM CLI lives in
@@ -43,12 +47,12 @@ $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 
-build: $(SAM_VENV)/bin/sam
+build: $(SAM_VENV)/bin/sam ## sam build for arm64 (needs the package registry the first time)
 	PATH="$(abspath $(dir $(PYTHON))):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build
 	du -sh .aws-sam/build/*Function
 
-bench: dynamodb-local
+bench: dynamodb-local ## Requests, capacity, cost, throughput, contention, import time
 	$(BIN)/python infra/bench.py
 
-clean:
+clean: ## Remove the venv, caches and build output
 	rm -rf $(VENV) .cache .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,20 @@
+"""Plain ``make`` teaches: it lists every target with what it does."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_plain_make_lists_every_target_with_a_line() -> None:
+    phony = re.search(r"^\.PHONY: (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert phony is not None
+    listed = subprocess.run(
+        ["make", "-s"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    lines = dict(line.split(None, 1) for line in listed.splitlines())
+    assert set(lines) == set(phony[1].split())
+    assert all(len(description.strip()) > 10 for description in lines.values())
