@@ -202,3 +202,39 @@ def test_retention_days_is_a_whole_number_of_days_at_deploy_time() -> None:
     for refused in ("1.5", "-1", "07", " 7", "7 ", "1e3", "", "100000"):
         assert not pattern.fullmatch(refused), refused
     assert pattern.fullmatch(parameter["Default"])
+
+
+def test_the_alarms_an_operator_needs() -> None:
+    template = load_template()
+    alarms = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert set(alarms) == {
+        "NotifierDeadLetterAlarm",
+        "NotifierIteratorAgeAlarm",
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "Api5xxAlarm",
+        "DynamoDBThrottleAlarm",
+    }
+    dead_letters = alarms["NotifierDeadLetterAlarm"]
+    assert dead_letters["Dimensions"][0]["Value"] == {"GetAtt": "NotifierDeadLetterQueue.QueueName"}
+    assert (dead_letters["Threshold"], dead_letters["ComparisonOperator"]) == (
+        0,
+        "GreaterThanThreshold",
+    )
+    age = alarms["NotifierIteratorAgeAlarm"]
+    assert (age["MetricName"], age["Threshold"]) == ("IteratorAge", 300_000)  # 5 minutes
+    for name in ("FunctionErrorsAlarm", "FunctionThrottlesAlarm"):
+        watched = {
+            query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+            for query in alarms[name]["Metrics"]
+            if "MetricStat" in query
+        }
+        assert watched == set(functions()), f"{name} must watch every function"
+    assert alarms["Api5xxAlarm"]["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
+    notify = {"If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert all(alarm["AlarmActions"] == notify for alarm in alarms.values())
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
