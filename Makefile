@@ -6,17 +6,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint bench openapi build dynamodb-local clean
+.PHONY: help run test lint bench openapi build dynamodb-local lock clean
 .DEFAULT_GOAL := help
 
 help: ## List the targets (this list)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-$(INSTALLED): pyproject.toml
+# Exact versions from constraints.txt: a new release upstream cannot turn a run red overnight.
+$(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+lock: ## Refresh constraints.txt to the newest versions pyproject.toml allows
+	rm -rf .cache/lock
+	$(PYTHON) -m venv .cache/lock
+	.cache/lock/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; .cache/lock/bin/pip freeze --exclude-editable; } > .cache/constraints.txt
+	mv .cache/constraints.txt constraints.txt
+	@echo "constraints.txt refreshed: align infra/layer/requirements.txt, then make test"
 
 # Without npm the fetch fails; the DynamoDB Local tests then skip loudly (fail in CI).
 dynamodb-local: $(INSTALLED) ## Fetch DynamoDB Local once (npm package amplify-dynamodb-simulator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 from typing import Any
 
 from template_yaml import TEMPLATE, functions, http_routes, load_template
@@ -238,3 +239,18 @@ def test_the_alarms_an_operator_needs() -> None:
     notify = {"If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     assert all(alarm["AlarmActions"] == notify for alarm in alarms.values())
     assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
+def test_the_layer_pins_agree_with_the_locked_dev_environment() -> None:
+    """The functions run with the versions the tests ran with."""
+
+    def pins(path: Path) -> dict[str, str]:
+        lines = path.read_text().splitlines()
+        pairs = (line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+        return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pairs}
+
+    layer, locked = (
+        pins(ROOT / "infra" / "layer" / "requirements.txt"),
+        pins(ROOT / "constraints.txt"),
+    )
+    assert {name: locked.get(name) for name in layer} == layer
