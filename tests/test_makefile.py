@@ -18,3 +18,10 @@ def test_plain_make_lists_every_target_with_a_line() -> None:
     lines = dict(line.split(None, 1) for line in listed.splitlines())
     assert set(lines) == set(phony[1].split())
     assert all(len(description.strip()) > 10 for description in lines.values())
+
+
+def test_the_readme_lists_the_targets_as_make_does() -> None:
+    listed = subprocess.run(
+        ["make", "-s"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert listed in (ROOT / "README.md").read_text()
