@@ -21,7 +21,6 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,7 +73,8 @@ class Route:
         found = re.fullmatch(pattern, raw_path)
         if found is None:
             return None
-        return {name: unquote(value) for name, value in found.groupdict().items()}
+        # Strict: a segment that is not UTF-8 once decoded is a bad request (never U+FFFD).
+        return {name: unquote(value, errors="strict") for name, value in found.groupdict().items()}
 
 
 def load_routes() -> list[Route]:
@@ -93,10 +93,11 @@ class _Server(ThreadingHTTPServer):
 
 class _ApiHandler(BaseHTTPRequestHandler):
     routes: ClassVar[list[Route]] = []
-    # Held around each handler call. Embedded moto is not atomic under threads: two concurrent
-    # conditional writes can both succeed, and a signal is delivered twice. So on moto the calls
-    # take turns; the DynamoDB the template deploys is atomic, and DYNAMODB_ENDPOINT's run freely.
-    store_lock: ClassVar[AbstractContextManager[Any]] = contextlib.nullcontext()
+    # Held around each handler call: the handlers run as Lambda runs them, one invocation per
+    # process at a time (Powertools' resolver keeps the current request in module state), and
+    # embedded moto is not atomic under threads (two conditional writes could both succeed).
+    # Requests are still read and answered concurrently.
+    handler_lock: ClassVar[threading.Lock] = threading.Lock()
     server_version = "flowsignals-local"
 
     def _answer(self) -> None:
@@ -109,7 +110,11 @@ class _ApiHandler(BaseHTTPRequestHandler):
             return
         target = urlsplit(self.path)
         for route in self.routes:
-            parameters = route.match(self.command, target.path)
+            try:
+                parameters = route.match(self.command, target.path)
+            except UnicodeDecodeError:
+                self.send_error(HTTPStatus.BAD_REQUEST)
+                return
             if parameters is not None:
                 break
         else:
@@ -124,7 +129,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         event = http_api_event(
             route.route_key, parameters, body=body, headers=headers, raw_query_string=target.query
         )
-        with self.store_lock:
+        with self.handler_lock:
             answer = route.handler(event, FakeLambdaContext())
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode()
@@ -240,8 +245,6 @@ def main() -> None:
     endpoint = os.environ.get("DYNAMODB_ENDPOINT")
     with server, dynamodb(endpoint) as description:
         _ApiHandler.routes = load_routes()
-        if not endpoint:
-            _ApiHandler.store_lock = threading.Lock()  # moto: see store_lock
         base = f"http://127.0.0.1:{port}"
         run = "3f2b8c1e-7d4a-4b9e-9c55-0a1b2c3d4e5f"
         print(f"flowsignals HTTP API listening on {base}", flush=True)

@@ -1,5 +1,5 @@
-"""The HTTP API (SPEC section 3) through the handlers template.yaml names, with realistic API
-Gateway HTTP API v2 events, on moto."""
+"""The HTTP API (docs/contract.md, HTTP API) through the handlers template.yaml names, with
+realistic API Gateway HTTP API v2 events, on moto."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ GET = "GET /runs/{runId}/waiters/{stepKey}"
 DELETE = "DELETE /runs/{runId}/waiters/{stepKey}"
 LIST = "GET /runs/{runId}/waiters"
 DELIVER = "POST /runs/{runId}/signals/{signalName}"
+FAILURE = "POST /runs/{runId}/signals/{signalName}/failure"
 JSON_HEADERS = {"Content-Type": "application/json"}
 WAITER_FIELDS = {"runId", "stepKey", "signalName", "createdAt", "expiresAt", "deliveredAt"} | {
     "payload",
@@ -244,7 +245,7 @@ def test_the_task_token_is_stored_but_never_answered_nor_logged(
         assert TOKEN not in json.dumps(answer.raw)
         assert "taskToken" not in answer.text
     stored = runtime.store().get_waiter(run, "s")
-    assert stored is not None and stored.task_token is None  # the HTTP register replaced it
+    assert stored is not None and stored.task_token == TOKEN  # the API cannot take it away
     assert TOKEN not in logs.getvalue() and "secret-payload" not in logs.getvalue()
 
 
@@ -526,3 +527,45 @@ def test_a_silent_dynamodb_is_a_503_before_the_function_times_out(
             assert_problem(answer, 503, "ServiceUnavailable")
             assert answer.headers["retry-after"] == "1"
     reset_runtime()
+
+
+def test_an_unknown_field_is_named_briefly_however_long_or_many(
+    api: Callable[..., Answer], run: str
+) -> None:
+    body = {"signalName": "go", "x" * 100_000: 1} | {f"extra{n}": n for n in range(5_000)}
+    answer = register(api, run, "s", **body)
+    detail = assert_problem(answer, 400, "InvalidRequest")["detail"]
+    assert len(answer.text) < 2_000 and detail.endswith("; and 4991 more")
+
+
+def test_a_body_over_one_mebibyte_is_413_before_it_is_read(
+    api: Callable[..., Answer], run: str
+) -> None:
+    register(api, run, "s", signalName="go")
+    huge = "[" + "{}," * 400_000 + "{}]"
+    assert_problem(deliver(api, run, "go", huge), 413, "PayloadTooLarge")
+    too_big = api(FAILURE, {"runId": run, "signalName": "go"}, body=huge)
+    assert_problem(too_big, 413, "PayloadTooLarge")
+    assert api(GET, {"runId": run, "stepKey": "s"}).json["state"] == "Waiting"
+
+
+MALFORMED_HTTP_EVENTS = [
+    {"headers": {"idempotency-key": 5}},
+    {"queryStringParameters": ["limit", "1"]},
+    {"queryStringParameters": "limit=1"},
+    {"queryStringParameters": {"limit": None}},
+    {"rawQueryString": 5},
+    {"cookies": 5},
+    {"isBase64Encoded": "yes"},
+    {"pathParameters": {"runId": 5, "signalName": "go"}},
+]
+
+
+@pytest.mark.parametrize("change", MALFORMED_HTTP_EVENTS, ids=repr)
+def test_an_event_that_is_not_well_formed_is_a_bad_direct_event(
+    api: Callable[..., Answer], run: str, change: dict[str, Any]
+) -> None:
+    event = {**http_api_event(DELIVER, {"runId": run, "signalName": "go"}), **change}
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - the type's name is the contract
+        load_handler(DELIVER)(event, FakeLambdaContext())
+    assert type(raised.value).__name__ == "InvalidSignalRequest"

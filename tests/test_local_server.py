@@ -102,6 +102,12 @@ def test_a_rejection_and_an_early_signal_over_http(base_url: str) -> None:
     assert request(base_url, "GET", f"/runs/{run}/signals")[2] == {"signals": []}
 
 
+@pytest.mark.parametrize("segment", ["%FF", "%ED%A0%80", "a%C3"])
+def test_a_path_that_is_not_utf8_once_decoded_is_a_bad_request(base_url: str, segment: str) -> None:
+    status, _, body = request(base_url, "GET", f"/runs/{segment}/waiters/s")
+    assert (status, body) == (400, {"message": "Bad Request"})
+
+
 def test_unknown_routes_and_methods_are_answered_as_api_gateway_does(base_url: str) -> None:
     run = uuid4()
     for method, path in [
@@ -150,6 +156,23 @@ def test_dynamodb_endpoint_serves_from_dynamodb_local(dynamodb_local_endpoint: s
         register = json.dumps({"signalName": "go"})
         assert request(base, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
         assert request(base, "POST", f"/runs/{run}/signals/go", "[1]")[0] == 200
+
+        # Concurrent requests for different runs: each keeps its own body (the handlers keep
+        # the current request in module state, as one Lambda process does).
+        runs = [f"crowd-{n}" for n in range(64)]
+        for each in runs:
+            assert request(base, "PUT", f"/runs/{each}/waiters/s", register)[0] == 200
+        start = threading.Barrier(len(runs))
+
+        def deliver_own(each: str) -> int:
+            start.wait()
+            return request(base, "POST", f"/runs/{each}/signals/go", json.dumps({"mine": each}))[0]
+
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            statuses = list(pool.map(deliver_own, runs))
+        assert statuses == [200] * len(runs)
+        for each in runs:
+            assert request(base, "GET", f"/runs/{each}/waiters/s")[2]["payload"] == {"mine": each}
     finally:
         server.terminate()
         server.wait(timeout=10)

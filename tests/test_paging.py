@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 from uuid import uuid4
 
 import pytest
 
+from flowsignals import InMemoryFlowSignalStore
 from flowsignals.lambdas import runtime
+from flowsignals.lambdas.service import SignalService
 from flowsignals.testing import FakeLambdaContext, http_api_event
 from template_yaml import load_handler
 
@@ -84,13 +87,10 @@ def test_an_altered_or_foreign_token_is_refused(fresh_runtime: Any) -> None:
     token = http_page(run, limit=1)[0]["nextToken"]
     assert token and "step-number" not in token  # opaque: the position is not shown as is
 
+    # Every single-character change, wherever it falls (base64's unused trailing bits too).
     altered = [
-        token[:-1] + ("A" if token[-1] != "A" else "B"),
-        ("A" if token[0] != "A" else "B") + token[1:],
-        token.replace(".", ""),
-        "x" + token,
-        "not a token",
-    ]
+        token[:i] + ("B" if token[i] == "A" else "A") + token[i + 1 :] for i in range(len(token))
+    ] + [token.replace(".", ""), "x" + token, "not a token"]
     for bad in altered:
         event = http_api_event(LIST, {"runId": run}, raw_query_string=urlencode({"nextToken": bad}))
         answer = load_handler(LIST)(event, FakeLambdaContext())
@@ -120,3 +120,27 @@ def test_every_page_stays_under_5_mb_whatever_the_payloads(fresh_runtime: Any, p
     listed = [w["stepKey"] for p, _ in pages for w in p["waiters"]]
     assert listed == [f"s{n}" for n in range(8)]
     assert all(w["payload"] == json.loads(payload) for p, _ in pages for w in p["waiters"])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=["http", "direct"])
+def test_a_token_after_the_longest_step_keys_leads_on(fresh_runtime: Any, page: Any) -> None:
+    run = str(uuid4())
+    keys = ["\U0001f600" * 256, "\u754c" * 255 + "b", "z"]
+    for key in keys:
+        runtime.store().register_waiter(run, key, "go")
+        time.sleep(0.002)
+    pages = all_pages(page, run, limit=1)
+    assert [w["stepKey"] for p, _ in pages for w in p["waiters"]] == keys
+
+
+def test_the_early_signals_list_stays_under_5_mb(fresh_runtime: Any) -> None:
+    store = InMemoryFlowSignalStore()
+    run = "many-early-signals"
+    for n in range(2_100):
+        name = f"{n:04}" + "\U0001f600" * 252
+        store.deliver_signal(run, name, "{}", buffer_for=timedelta(hours=1))
+    answer = SignalService(store, runtime.metrics).list_buffered(run)
+    size = len(json.dumps(json.dumps(answer, ensure_ascii=False)))
+    assert size < FIVE_MB
+    assert 1_000 < len(answer["signals"]) < 2_100
+    assert [s["signalName"][:4] for s in answer["signals"]][:3] == ["0000", "0001", "0002"]

@@ -27,6 +27,7 @@ from flowsignals.backends.dynamodb_client import (
 )
 from flowsignals.core.arguments import (
     Delivery,
+    Registration,
     check_delivery,
     check_page,
     check_registration,
@@ -125,17 +126,13 @@ class DynamoDBFlowSignalStore:
         expires_at: datetime | None = None,
         *,
         task_token: str | None = None,
+        keep_task_token: bool = False,
     ) -> FlowSignalWaiter:
-        arguments = check_registration(run_id, step_key, signal_name, expires_at, task_token)
-        now = read_clock(self._clock)
-        waiter = self._write_registration(
-            arguments.run_id,
-            arguments.step_key,
-            arguments.signal_name,
-            arguments.expires_at,
-            arguments.task_token,
-            now,
+        arguments = check_registration(
+            run_id, step_key, signal_name, expires_at, task_token, keep_task_token
         )
+        now = read_clock(self._clock)
+        waiter = self._write_registration(arguments, now)
         if waiter.is_delivered or waiter.is_expired(now):
             return waiter
         return self._receive_buffered(waiter, now)
@@ -222,15 +219,7 @@ class DynamoDBFlowSignalStore:
 
     # --- registering ------------------------------------------------------------------
 
-    def _write_registration(
-        self,
-        run: str,
-        step_key: str,
-        name: str,
-        deadline: datetime | None,
-        token: str | None,
-        now: datetime,
-    ) -> FlowSignalWaiter:
+    def _write_registration(self, arguments: Registration, now: datetime) -> FlowSignalWaiter:
         # Atomic: one conditional UpdateItem per attempt. The first assumes the row is new
         # or undelivered (it owns Ttl then); if a delivery got there first, the second
         # leaves Ttl as the tombstone's. A row removed in between starts over.
@@ -239,9 +228,9 @@ class DynamoDBFlowSignalStore:
                 try:
                     response = self._call(
                         "update_item",
-                        Key=items.key(run, step_key),
+                        Key=items.key(arguments.run_id, arguments.step_key),
                         ReturnValues="ALL_NEW",
-                        **self._register_update(name, deadline, token, now, already_delivered),
+                        **self._register_update(arguments, now, already_delivered),
                     )
                 except ConditionFailed:
                     continue
@@ -249,26 +238,22 @@ class DynamoDBFlowSignalStore:
         raise StoreUnavailable("register_waiter kept racing other writers of the waiter")
 
     def _register_update(
-        self,
-        name: str,
-        deadline: datetime | None,
-        token: str | None,
-        now: datetime,
-        already_delivered: bool,
+        self, arguments: Registration, now: datetime, already_delivered: bool
     ) -> dict[str, Any]:
+        deadline, token = arguments.expires_at, arguments.task_token
         sets = ["SignalName = :signal_name"]
         removes = []
-        values = {":signal_name": items.s(name)}
+        values = {":signal_name": items.s(arguments.signal_name)}
         if deadline is None:
             removes.append("ExpiresAt")
         else:
             sets.append("ExpiresAt = :expires_at")
             values[":expires_at"] = items.s(format_timestamp(deadline))
-        if token is None:
-            removes.append("TaskToken")
-        else:
+        if token is not None:
             sets.append("TaskToken = :task_token")
             values[":task_token"] = items.s(token)
+        elif not arguments.keep_task_token:
+            removes.append("TaskToken")
         if not already_delivered:
             sets.append("CreatedAt = if_not_exists(CreatedAt, :now)")
             values[":now"] = items.s(format_timestamp(now))

@@ -67,8 +67,11 @@ class InMemoryFlowSignalStore:
         expires_at: datetime | None = None,
         *,
         task_token: str | None = None,
+        keep_task_token: bool = False,
     ) -> FlowSignalWaiter:
-        arguments = check_registration(run_id, step_key, signal_name, expires_at, task_token)
+        arguments = check_registration(
+            run_id, step_key, signal_name, expires_at, task_token, keep_task_token
+        )
         run, key, name = arguments.run_id, arguments.step_key, arguments.signal_name
         deadline, token = arguments.expires_at, arguments.task_token
         # Atomic: the read of the existing waiter, the write, and the hand-over of a
@@ -87,6 +90,8 @@ class InMemoryFlowSignalStore:
                     task_token=token,
                 )
             else:  # keeps created_at and an earlier delivery
+                if arguments.keep_task_token:
+                    token = existing.task_token
                 waiter = existing.model_copy(
                     update={"signal_name": name, "expires_at": deadline, "task_token": token}
                 )

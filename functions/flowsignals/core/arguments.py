@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     model_validator,
@@ -38,6 +39,12 @@ Model = TypeVar("Model", bound=BaseModel)
 _SOURCES = frozenset({"body", "path", "query", "header"})
 
 
+# A message names at most this many faults, each field name cut to this length: an unknown
+# field's name is the caller's input, and may be anything.
+_MAX_FAULTS = 10
+_MAX_NAME_SHOWN = 64
+
+
 def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
     """Errors as one line: each field as its caller spelt it, and why. Never the input."""
     parts = []
@@ -46,8 +53,11 @@ def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
         location = [str(part) for part in ([] if source in _SOURCES else [source]) + rest]
         if source == "header":  # HTTP hands header names over lowercased
             location = [name.title() for name in location]
-        parts.append(f"{'.'.join(location) or 'body'}: {error.get('msg', 'is invalid')}")
-    return "; ".join(parts)
+        field = ".".join(name[:_MAX_NAME_SHOWN] for name in location) or "body"
+        parts.append(f"{field}: {error.get('msg', 'is invalid')}")
+    shown = "; ".join(parts[:_MAX_FAULTS])
+    more = len(parts) - _MAX_FAULTS
+    return shown + (f"; and {more} more" if more > 0 else "")
 
 
 def validate(model: type[Model], data: object) -> Model:
@@ -79,6 +89,15 @@ class Registration(WaiterArguments):
     signal_name: SignalName
     expires_at: Deadline | None
     task_token: TaskToken | None
+    keep_task_token: StrictBool
+
+    @model_validator(mode="after")
+    def _token_or_keep(self) -> Self:
+        if self.keep_task_token and self.task_token is not None:
+            raise PydanticCustomError(
+                "token_or_keep", "give task_token or keep_task_token, not both"
+            )
+        return self
 
 
 class Delivery(RunArguments):
@@ -99,7 +118,12 @@ class Delivery(RunArguments):
 
 
 def check_registration(
-    run_id: object, step_key: object, signal_name: object, expires_at: object, task_token: object
+    run_id: object,
+    step_key: object,
+    signal_name: object,
+    expires_at: object,
+    task_token: object,
+    keep_task_token: object,
 ) -> Registration:
     return validate(Registration, locals())
 

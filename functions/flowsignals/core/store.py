@@ -40,11 +40,14 @@ class FlowSignalStore(Protocol):
         expires_at: datetime | None = None,
         *,
         task_token: str | None = None,
+        keep_task_token: bool = False,
     ) -> FlowSignalWaiter:
         """Create the waiter for ``(run_id, step_key)``, or update it.
 
         A repeated register replaces ``signal_name``, ``expires_at`` (None removes it) and
-        ``task_token``, and keeps ``created_at``, ``delivered_at`` and the payload. A waiter
+        ``task_token`` (unless ``keep_task_token``: then a stored token stays, as over HTTP,
+        where no caller may hand one in or take one away), and keeps ``created_at``,
+        ``delivered_at`` and the payload. A waiter
         that can receive (undelivered, not expired) and whose signal name has a buffered
         signal in the run receives the oldest one at once. Returns the stored waiter.
         """

@@ -32,7 +32,8 @@ def _exactly_invalid_signal_request() -> Iterator[None]:
     except InvalidSignalRequest as error:
         if type(error) is InvalidSignalRequest:
             raise
-        raise InvalidSignalRequest(str(error)) from None
+        # PayloadTooLarge: the direct event calls the payload "payload".
+        raise InvalidSignalRequest(str(error).replace("payload_json:", "payload:", 1)) from None
 
 
 def register(event: Any) -> dict[str, Any]:

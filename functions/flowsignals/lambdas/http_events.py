@@ -12,8 +12,17 @@ from urllib.parse import quote
 _ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
 
 
+# No request needs more: a payload is at most 256 KiB, a failure's cause 32,768 characters.
+# A larger body is refused before it is parsed, which would cost seconds and memory.
+MAX_BODY_BYTES = 1_048_576
+
+
 class MalformedEvent(ValueError):
     """An HTTP API event whose body cannot be read; the message says why."""
+
+
+class BodyTooLarge(MalformedEvent):
+    """A body over ``MAX_BODY_BYTES``."""
 
 
 def is_http_api_event(event: object) -> bool:
@@ -28,10 +37,27 @@ def is_http_api_event(event: object) -> bool:
         and isinstance(http.get("method"), str)
         and isinstance(event.get("routeKey"), str)
         and isinstance(event.get("rawPath"), str)
-        and isinstance(event.get("headers") or {}, dict)
-        and isinstance(event.get("pathParameters") or {}, dict)
+        and isinstance(event.get("rawQueryString", ""), str)
         and isinstance(event.get("body") or "", str)
+        and isinstance(event.get("isBase64Encoded", False), bool)
+        and all(_text_map(event.get(name)) for name in _TEXT_MAPS)
+        and _text_list(event.get("cookies"))
     )
+
+
+# The parts of an HTTP API event that API Gateway sends as maps of text to text.
+_TEXT_MAPS = ("headers", "pathParameters", "queryStringParameters", "stageVariables")
+
+
+def _text_map(value: object) -> bool:
+    return value is None or (
+        isinstance(value, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    )
+
+
+def _text_list(value: object) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
 def normalize(event: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +91,11 @@ def normalize(event: dict[str, Any]) -> dict[str, Any]:
         except (binascii.Error, UnicodeDecodeError):
             raise MalformedEvent("body: is not valid base64-encoded UTF-8") from None
         event["isBase64Encoded"] = False
+    if (
+        len(body) > MAX_BODY_BYTES // 4
+        and len(body.encode(errors="surrogatepass")) > MAX_BODY_BYTES
+    ):
+        raise BodyTooLarge(f"body: is over the limit of {MAX_BODY_BYTES} bytes")
     event["body"] = body if body.strip() else "{}"
     return event
 

@@ -1,4 +1,5 @@
-"""The notifier (SPEC section 5): reads the table's stream and resumes whoever waits.
+"""The notifier: reads the table's stream and resumes whoever waits, as
+docs/contract.md, Resuming the orchestrator, promises.
 
 - A waiter becomes delivered: ``SendTaskSuccess`` with the payload (``SendTaskFailure`` with
   the error and cause of a failure signal) when it has a task token, a ``Signal Delivered``

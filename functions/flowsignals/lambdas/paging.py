@@ -34,12 +34,16 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # one spelling only: unused trailing bits may not vary either
+        raise ValueError("not canonical base64")
+    return data
 
 
 def encode_token(run_id: str, position: WaiterPosition) -> str:
     created_at, step_key = position
-    body = json.dumps([format_timestamp(created_at), step_key]).encode()
+    # UTF-8, not ASCII escapes: a 256-character step key stays under 1 KB in the token.
+    body = json.dumps([format_timestamp(created_at), step_key], ensure_ascii=False).encode()
     return f"{_b64(body)}.{_b64(_sign(run_id, body))}"
 
 

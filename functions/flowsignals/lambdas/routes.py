@@ -30,7 +30,7 @@ from flowsignals.core.values import (
     StepKey,
     parse_i_json,
 )
-from flowsignals.lambdas.http_events import MalformedEvent, caller, normalize
+from flowsignals.lambdas.http_events import BodyTooLarge, MalformedEvent, caller, normalize
 from flowsignals.lambdas.problems import bad_request, ok, problem, responses
 from flowsignals.lambdas.runtime import logger, service
 from flowsignals.lambdas.schemas import (
@@ -81,7 +81,8 @@ def register_waiter(
     runId: RunIdPath, stepKey: StepKeyPath, body: Annotated[RegisterWaiterBody, Body()]
 ) -> Response[str]:
     request = RegisterWaiterEvent(runId=runId, stepKey=stepKey, **body.model_dump())
-    return ok(service().register(request))
+    # A caller of the API may neither hand a task token in nor take a stored one away.
+    return ok(service().register(request, keep_task_token=True))
 
 
 @app.get(
@@ -245,7 +246,9 @@ def delivery_response(result: SignalDeliveryResult) -> Response[str]:
 
 @app.exception_handler(PayloadTooLarge)
 def _payload_too_large(error: PayloadTooLarge) -> Response[str]:
-    return problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge", str(error))
+    # Over HTTP the payload is the body.
+    detail = str(error).replace("payload_json:", "body:", 1)
+    return problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge", detail)
 
 
 @app.exception_handler(InvalidSignalRequest)
@@ -283,7 +286,11 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         event = normalize(event)
     except MalformedEvent as error:
-        answer = bad_request(str(error))
+        answer = (
+            problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge", str(error))
+            if isinstance(error, BodyTooLarge)
+            else bad_request(str(error))
+        )
         return {
             "statusCode": answer.status_code,
             "headers": answer.headers,

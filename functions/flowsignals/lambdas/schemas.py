@@ -44,7 +44,7 @@ NextToken = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=2048,
+        max_length=4096,
         description="The nextToken of the previous page, as it was given",
     ),
 ]

@@ -24,7 +24,9 @@ class SignalService:
         self._metrics = metrics
         self._clock = clock
 
-    def register(self, request: RegisterWaiterEvent) -> dict[str, Any]:
+    def register(
+        self, request: RegisterWaiterEvent, *, keep_task_token: bool = False
+    ) -> dict[str, Any]:
         now = read_clock(self._clock)
         waiter = self._store.register_waiter(
             request.runId,
@@ -32,6 +34,7 @@ class SignalService:
             request.signalName,
             request.deadline(now),
             task_token=request.taskToken,
+            keep_task_token=keep_task_token,
         )
         self._metrics.add_metric(name="WaiterRegistered", unit=MetricUnit.Count, value=1)
         return waiter_view(waiter, now)
@@ -66,8 +69,11 @@ class SignalService:
         return None if waiter is None else waiter_view(waiter, read_clock(self._clock))
 
     def list_buffered(self, run_id: str) -> dict[str, Any]:
-        """``{"signals": [...]}``: the run's early signals waiting for a waiter, oldest first."""
-        return {"signals": [signal_view(s) for s in self._store.list_buffered_signals(run_id)]}
+        """``{"signals": [...]}``: the run's early signals waiting for a waiter, oldest first
+        (as many as fit the response's size budget: thousands of 256-character names)."""
+        signals = self._store.list_buffered_signals(run_id)
+        views, _ = fit_page(signal_view(signal) for signal in signals)
+        return {"signals": views}
 
     def remove(self, run_id: str, step_key: str) -> None:
         self._store.remove_waiter(run_id, step_key)
