@@ -6,10 +6,11 @@ against bare ``import boto3``.
 
     make bench      # or: python infra/bench.py [--endpoint http://127.0.0.1:8000]
 
-Each operation runs against a fresh run with one waiter per signal name (the shape of
-SPEC section 2's budget) and asks DynamoDB for ReturnConsumedCapacity=INDEXES. Every
-figure printed comes from this run. DynamoDB Local reports capacity as DynamoDB bills it
-for successful requests; it reports none for a conditional write that failed.
+Each operation runs against a fresh run with one waiter per signal name (the shape of the
+budget in docs/design.md, Requests and capacity) and asks DynamoDB for
+ReturnConsumedCapacity=INDEXES. Every figure printed comes from this run. DynamoDB Local
+reports capacity as DynamoDB bills it for successful requests; it reports none for a
+conditional write that failed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from flowsignals.testing import RecordedRequest, create_waiter_table, record_req
 READS = {"Query", "GetItem", "Scan", "BatchGetItem"}
 SMALL_PAYLOAD = json.dumps({"approved": True, "by": "ana@example.com"})
 KB_PAYLOAD = json.dumps({"approved": True, "note": "x" * 990})  # 1,016 bytes
-# SPEC section 2: (requests at most, RCU at most, WCU at most); None where it sets none.
+# docs/design.md, Requests and capacity: (requests, RCU, WCU) at most; None where it sets none.
 BUDGET: dict[str, tuple[int | None, float | None, float | None]] = {
     "register (new, nothing buffered)": (2, 0.5, 2),
     "deliver (hit)": (2, 0.5, 1),

@@ -1,4 +1,5 @@
-"""The store contract (SPEC section 1) against every backend: in-memory, moto, DynamoDB Local."""
+"""The store contract (docs/contract.md, Python API) against every backend: in-memory, moto,
+DynamoDB Local."""
 
 from __future__ import annotations
 

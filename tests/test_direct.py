@@ -1,5 +1,5 @@
-"""Direct invocation (SPEC section 4): the same five functions given plain events, as Step
-Functions or another Lambda would call them, on moto."""
+"""Direct invocation (docs/contract.md, Direct invocation): the same functions given plain
+events, as Step Functions or another Lambda would call them, on moto."""
 
 from __future__ import annotations
 

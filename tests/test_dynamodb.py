@@ -1,4 +1,4 @@
-"""The DynamoDB backend's own promises (SPEC section 2): the row layout, Ttl, the requests
+"""The DynamoDB backend's own promises (docs/design.md): the row layout, Ttl, the requests
 each operation makes, a lagging index, and failures of DynamoDB itself."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The notifier (SPEC section 5) with realistic DynamoDB stream records, on moto's Step Functions
-and EventBridge; and end to end from the handlers through moto's table stream."""
+"""The notifier (docs/contract.md, Resuming the orchestrator) with realistic DynamoDB stream
+records, on moto's Step Functions and EventBridge; and end to end from the handlers through
+moto's table stream."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""template.yaml wires what SPEC sections 2-3 describe: each route to its handler, IAM on
-every route, one least-privilege policy per function."""
+"""template.yaml wires what docs/contract.md and docs/design.md describe: each route to its
+handler, IAM on every route, one least-privilege policy per function."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""SPEC section 1 "Values": every bad input is InvalidSignalRequest naming the field, and writes
-nothing; every value at a limit is accepted. Run against every backend."""
+"""The value rules (docs/contract.md, Values): every bad input is InvalidSignalRequest naming
+the field, and writes nothing; every value at a limit is accepted. Run against every backend."""
 
 from __future__ import annotations
 
