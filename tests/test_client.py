@@ -1,0 +1,678 @@
+"""flowsignals.client: the HTTP API with the store's names and answers, and the `flowsignals`
+command, against `make run`'s real server (and tiny stub servers for what it cannot do)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+from uuid import uuid4
+
+import botocore.session
+import pytest
+
+from conftest import running_local_server
+from dynamodb_local import free_port
+from flowsignals import (
+    FlowSignalError,
+    InvalidSignalRequest,
+    PayloadTooLarge,
+    SignalDeliveryStatus,
+    SignalFailure,
+    StoreUnavailable,
+)
+from flowsignals.client import FlowSignalsClient
+from flowsignals.client import client as client_module
+from flowsignals.client.cli import main
+
+SUBCOMMANDS = ("register", "deliver", "fail", "get", "list", "remove", "link")
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with running_local_server() as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> FlowSignalsClient:
+    return FlowSignalsClient(base_url)
+
+
+@pytest.fixture
+def run() -> str:
+    return f"run-{uuid4()}"
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+# --- a stub API: scripted answers, recorded requests ---------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Stub:
+    """An HTTP server on 127.0.0.1 answering from a script (the last answer repeats)."""
+
+    answers: list[tuple[int, dict[str, str], Any]]
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+
+
+def problem(status: int, code: str, detail: str) -> Any:
+    return {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code}
+
+
+UNAVAILABLE = (503, {"Retry-After": "0"}, problem(503, "ServiceUnavailable", "busy"))
+DELIVERED = (
+    200,
+    {},
+    {
+        "delivered": True,
+        "stepKey": "s",
+        "deliveredAt": "2026-01-02T03:04:05.678Z",
+        "replayed": False,
+    },
+)
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    state = Stub(answers=[DELIVERED])
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            state.requests.append(
+                Recorded(self.command, self.path, dict(self.headers), self.rfile.read(length))
+            )
+            index = min(len(state.requests), len(state.answers)) - 1
+            status, headers, body = state.answers[index]
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            kind = "application/problem+json" if status >= 400 else "application/json"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(raw)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# --- the whole cycle against make run's server ---------------------------------------------
+
+
+def test_a_whole_approval_through_the_client(client: FlowSignalsClient, run: str) -> None:
+    waiter = client.register_waiter(run, "manager-approval", "approve", timeout_seconds=3600)
+    assert (waiter.run_id, waiter.step_key, waiter.signal_name) == (
+        run,
+        "manager-approval",
+        "approve",
+    )
+    assert waiter.expires_at is not None and waiter.expires_at - waiter.created_at == timedelta(
+        hours=1
+    )
+    assert not waiter.is_delivered and waiter.payload_json is None
+
+    first = client.deliver_signal(run, "approve", '{"approved": true}', idempotency_key="click-1")
+    assert first.status is SignalDeliveryStatus.DELIVERED and first.step_key == "manager-approval"
+    assert first.delivered_at is not None and not first.replayed
+
+    replay = client.deliver_signal(run, "approve", '{"approved": false}', idempotency_key="click-1")
+    assert replay.status is SignalDeliveryStatus.DELIVERED and replay.replayed
+    assert (replay.step_key, replay.delivered_at) == (first.step_key, first.delivered_at)
+
+    again = client.deliver_signal(run, "approve", "{}")
+    assert again.status is SignalDeliveryStatus.ALREADY_DELIVERED
+    assert (again.step_key, again.delivered_at) == ("manager-approval", first.delivered_at)
+
+    stored = client.get_waiter(run, "manager-approval")
+    assert stored is not None and stored.delivered_at == first.delivered_at
+    assert stored.payload_json is not None and json.loads(stored.payload_json) == {"approved": True}
+    assert stored.failure is None and stored.created_at == waiter.created_at
+
+
+def test_a_failure_signal_resumes_the_step_with_the_failure(
+    client: FlowSignalsClient, run: str
+) -> None:
+    client.register_waiter(run, "legal-review", "legal")
+    result = client.deliver_signal(
+        run, "legal", failure=SignalFailure(error="Rejected", cause="Missing clause 4")
+    )
+    assert result.status is SignalDeliveryStatus.DELIVERED and result.step_key == "legal-review"
+
+    review = client.get_waiter(run, "legal-review")
+    assert review is not None and review.is_delivered and review.payload_json is None
+    assert review.failure == SignalFailure(error="Rejected", cause="Missing clause 4")
+
+    late = client.deliver_signal(run, "legal", '{"approved": true}')
+    assert late.status is SignalDeliveryStatus.ALREADY_DELIVERED
+
+
+def test_an_early_signal_is_buffered_then_received_at_registration(
+    client: FlowSignalsClient, run: str
+) -> None:
+    before = datetime.now(UTC)
+    early = client.deliver_signal(run, "ship", '{"box": 7}', buffer_for=timedelta(hours=1))
+    assert early.status is SignalDeliveryStatus.BUFFERED and early.step_key is None
+    assert early.expires_at is not None
+    assert timedelta(minutes=59) < early.expires_at - before < timedelta(minutes=61)
+
+    signals = client.list_buffered_signals(run)
+    assert [(s.signal_name, s.buffered_until) for s in signals] == [("ship", early.expires_at)]
+
+    shipping = client.register_waiter(run, "shipping", "ship")
+    assert shipping.is_delivered and shipping.payload_json is not None
+    assert json.loads(shipping.payload_json) == {"box": 7}
+    assert client.list_buffered_signals(run) == []
+
+
+def test_not_found_and_expired_are_answers_not_errors(client: FlowSignalsClient, run: str) -> None:
+    nobody = client.deliver_signal(run, "approve", "{}")
+    assert nobody.status is SignalDeliveryStatus.NOT_FOUND
+    assert (nobody.step_key, nobody.delivered_at, nobody.expires_at) == (None, None, None)
+
+    deadline = datetime(2020, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    client.register_waiter(run, "too-late", "approve", deadline)
+    expired = client.deliver_signal(run, "approve", "{}")
+    assert expired.status is SignalDeliveryStatus.EXPIRED
+    assert (expired.step_key, expired.expires_at) == ("too-late", deadline)
+
+
+def test_list_waiters_follows_every_page_oldest_first(client: FlowSignalsClient, run: str) -> None:
+    count = 120
+    assert count > client_module.PAGE_SIZE  # so the list takes more than one page
+    keys = [f"step-{i:03d}" for i in range(count)]
+    for key in keys:
+        client.register_waiter(run, key, "go")
+
+    waiters = client.list_waiters(run)
+    assert [w.step_key for w in waiters] == keys
+    assert [w.created_at for w in waiters] == sorted(w.created_at for w in waiters)
+    assert client.list_waiters(f"{run}-empty") == []
+
+
+def test_get_answers_none_after_remove(client: FlowSignalsClient, run: str) -> None:
+    client.register_waiter(run, "step", "go")
+    assert client.get_waiter(run, "step") is not None
+    client.remove_waiter(run, "step")
+    assert client.get_waiter(run, "step") is None
+    client.remove_waiter(run, "step")  # removing a missing waiter is not an error
+
+
+@pytest.mark.parametrize(
+    ("run_id", "step_key", "signal_name"),
+    [
+        ("tenant/a b/ünï", "step/one two/é", "sig/nal ü"),
+        ("run?x=1#frag", "..", "a%2Fb"),
+        ("日本語の実行", ".", "+ & = ;"),
+    ],
+)
+def test_names_with_slashes_spaces_and_non_ascii_travel_intact(
+    client: FlowSignalsClient, run_id: str, step_key: str, signal_name: str
+) -> None:
+    run_id = f"{run_id}-{uuid4().hex[:8]}"
+    waiter = client.register_waiter(run_id, step_key, signal_name)
+    assert (waiter.run_id, waiter.step_key, waiter.signal_name) == (run_id, step_key, signal_name)
+
+    result = client.deliver_signal(run_id, signal_name, '"ok"')
+    assert result.status is SignalDeliveryStatus.DELIVERED and result.step_key == step_key
+
+    stored = client.get_waiter(run_id, step_key)
+    assert stored is not None and stored.payload_json == '"ok"'
+    assert [w.step_key for w in client.list_waiters(run_id)] == [step_key]
+    client.remove_waiter(run_id, step_key)
+    assert client.get_waiter(run_id, step_key) is None
+
+
+def test_a_uuid_in_any_spelling_is_one_run(client: FlowSignalsClient) -> None:
+    run = uuid4()
+    waiter = client.register_waiter(run, "step", "go")
+    assert waiter.run_id == str(run)
+    stored = client.get_waiter(str(run).upper(), "step")
+    assert stored is not None and stored.run_id == str(run)
+
+
+def test_a_null_payload_reads_back_as_null_not_as_undelivered(
+    client: FlowSignalsClient, run: str
+) -> None:
+    client.register_waiter(run, "step", "go")
+    assert client.deliver_signal(run, "go", "null").status is SignalDeliveryStatus.DELIVERED
+    stored = client.get_waiter(run, "step")
+    assert stored is not None and stored.is_delivered and stored.payload_json == "null"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_a_bad_run_id_is_invalid_signal_request_naming_run_id(client: FlowSignalsClient) -> None:
+    with pytest.raises(InvalidSignalRequest, match="runId") as raised:
+        client.register_waiter(" padded ", "step", "go")
+    assert not isinstance(raised.value, PayloadTooLarge)
+    with pytest.raises(InvalidSignalRequest, match="runId"):
+        client.deliver_signal("x" * 257, "go", "{}")
+
+
+def test_a_payload_over_256_kib_is_payload_too_large(client: FlowSignalsClient, run: str) -> None:
+    client.register_waiter(run, "step", "go")
+    payload = json.dumps("a" * 262_143)  # 262,145 bytes with its quotes
+    with pytest.raises(PayloadTooLarge, match="262144"):
+        client.deliver_signal(run, "go", payload)
+    at_limit = json.dumps("a" * 262_142)
+    assert client.deliver_signal(run, "go", at_limit).status is SignalDeliveryStatus.DELIVERED
+
+
+def test_an_unreachable_api_is_store_unavailable() -> None:
+    unreachable = FlowSignalsClient(closed_port_url(), timeout=2)
+    with pytest.raises(StoreUnavailable, match="could not reach"):
+        unreachable.get_waiter("run", "step")
+    with pytest.raises(StoreUnavailable):
+        unreachable.deliver_signal("run", "go", "{}")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.get_waiter("run", ""), "stepKey"),
+        (lambda c: c.deliver_signal("", "go", "{}"), "runId"),
+        (lambda c: c.deliver_signal("run", "go"), "exactly one"),
+        (
+            lambda c: c.deliver_signal("run", "go", "{}", failure=SignalFailure(error="E")),
+            "exactly one",
+        ),
+        (lambda c: c.deliver_signal("run", "go", '"\ud800"'), "payload_json"),
+        (lambda c: c.deliver_signal("run", "go", "{}", idempotency_key="clé"), "Idempotency-Key"),
+        (lambda c: c.register_waiter("run", "s", "go", datetime(2030, 1, 1)), "expiresAt"),
+        (lambda c: c.register_waiter("run", "s\udc00", "go"), "stepKey"),
+    ],
+)
+def test_what_the_api_would_refuse_is_refused_before_sending(call: Any, message: str) -> None:
+    # Nothing listens there: a request that went out would raise StoreUnavailable instead.
+    with pytest.raises(InvalidSignalRequest, match=message):
+        call(FlowSignalsClient(closed_port_url()))
+
+
+def test_a_503_is_retried_after_retry_after(stub: Stub) -> None:
+    stub.answers = [UNAVAILABLE, UNAVAILABLE, DELIVERED]
+    result = FlowSignalsClient(stub.url).deliver_signal(
+        "run", "go", '{"n": 1}', idempotency_key="k"
+    )
+    assert result.status is SignalDeliveryStatus.DELIVERED and result.step_key == "s"
+    assert len(stub.requests) == 3
+    assert {(r.method, r.path, r.body, r.headers["Idempotency-Key"]) for r in stub.requests} == {
+        ("POST", "/runs/run/signals/go", b'{"n": 1}', "k")
+    }
+
+
+def test_a_503_after_the_last_retry_is_store_unavailable(stub: Stub) -> None:
+    stub.answers = [UNAVAILABLE]
+    with pytest.raises(StoreUnavailable, match="503 after 2 retries: busy"):
+        FlowSignalsClient(stub.url, max_retries=2).get_waiter("run", "step")
+    assert len(stub.requests) == 3
+    with pytest.raises(StoreUnavailable):
+        FlowSignalsClient(stub.url, max_retries=0).list_waiters("run")
+    assert len(stub.requests) == 4
+
+
+def test_retry_after_is_honoured_up_to_a_cap(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(client_module, "_sleep", waits.append)
+    hour = (503, {"Retry-After": "3600"}, problem(503, "ServiceUnavailable", "busy"))
+    two = (503, {"Retry-After": "2"}, problem(503, "ServiceUnavailable", "busy"))
+    unsaid = (429, {}, {"message": "Too Many Requests"})
+    stub.answers = [hour, two, unsaid, DELIVERED]
+    result = FlowSignalsClient(stub.url).deliver_signal("run", "go", "{}")
+    assert result.status is SignalDeliveryStatus.DELIVERED
+    assert waits == [client_module.MAX_RETRY_AFTER_SECONDS, 2.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (500, {}, problem(500, "InternalError", "An internal error occurred.")),
+        (403, {}, {"message": "Forbidden"}),
+        (404, {}, {"message": "Not Found"}),  # no such route: a wrong api_url, not "no waiter"
+        (200, {}, {"unexpected": True}),
+    ],
+)
+def test_other_answers_are_flow_signal_errors(stub: Stub, answer: Any) -> None:
+    stub.answers = [answer]
+    with pytest.raises(FlowSignalError) as raised:
+        FlowSignalsClient(stub.url).get_waiter("run", "step")
+    assert type(raised.value) is FlowSignalError
+    assert len(stub.requests) == 1
+
+
+def test_a_page_token_that_goes_nowhere_is_an_error_not_a_loop(stub: Stub) -> None:
+    waiter = {
+        "runId": "run", "stepKey": "s", "signalName": "go", "createdAt": "2026-01-02T03:04:05.678Z",
+        "expiresAt": None, "deliveredAt": None, "payload": None, "failure": None,
+        "deliveredBy": None, "state": "Waiting",
+    }  # fmt: skip
+    stub.answers = [(200, {}, {"waiters": [waiter], "nextToken": "same"})]
+    with pytest.raises(FlowSignalError, match="cannot follow"):
+        FlowSignalsClient(stub.url).list_waiters("run")
+    assert len(stub.requests) == 2
+    assert stub.requests[1].path == "/runs/run/waiters?limit=100&nextToken=same"
+
+
+def test_a_bearer_token_is_sent_and_loopback_is_unsigned(stub: Stub) -> None:
+    FlowSignalsClient(stub.url, bearer_token="tok-123").deliver_signal("run", "go", "{}")
+    FlowSignalsClient(stub.url).deliver_signal("run", "go", "{}")
+    with_token, plain = stub.requests
+    assert with_token.headers["Authorization"] == "Bearer tok-123"
+    assert "Authorization" not in plain.headers and "X-Amz-Date" not in plain.headers
+
+
+def test_payloads_and_tokens_are_never_logged(stub: Stub, caplog: pytest.LogCaptureFixture) -> None:
+    stub.answers = [UNAVAILABLE, (500, {}, problem(500, "InternalError", "oops"))]
+    caplog.set_level(logging.DEBUG)
+    secret_client = FlowSignalsClient(stub.url, bearer_token="token-s3cr3t")
+    with pytest.raises(FlowSignalError) as raised:
+        secret_client.deliver_signal("run", "go", '{"card": "payload-s3cr3t"}')
+    assert "retry 1 of 3" in caplog.text  # the client does log, without secrets
+    assert "s3cr3t" not in caplog.text
+    assert "s3cr3t" not in str(raised.value) and "s3cr3t" not in repr(secret_client)
+
+
+# --- SigV4 ---------------------------------------------------------------------------------
+
+API = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod"
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+
+
+def expected_signature(request: Any, headers: dict[str, str], signed: list[str]) -> str:
+    """SigV4 as AWS documents it, computed here without botocore."""
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    amz_date = headers["x-amz-date"]
+    day = amz_date[:8]
+    url = urlsplit(request.full_url)
+    # Services other than S3 encode each path segment twice: the path travels encoded once.
+    canonical_uri = quote(url.path, safe="/~")
+    query = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in parse_qsl(url.query))
+    values = headers | {"host": url.netloc}
+    canonical = "\n".join(
+        [
+            request.get_method(),
+            canonical_uri,
+            "&".join(f"{k}={v}" for k, v in query),
+            "".join(f"{name}:{' '.join(values[name].split())}\n" for name in signed),
+            ";".join(signed),
+            hashlib.sha256(request.data or b"").hexdigest(),
+        ]
+    )
+    scope = f"{day}/eu-west-1/execute-api/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = ("AWS4" + secret).encode()
+    for part in (day, "eu-west-1", "execute-api", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_requests_to_a_deployed_api_are_sigv4_signed() -> None:
+    signer = FlowSignalsClient(API, session=botocore.session.Session())
+    assert signer.signs_requests
+    path = f"/runs/{quote('tenant/a b', safe='')}/signals/{quote('sïg', safe='')}?bufferSeconds=60"
+    request = signer.build_request(
+        "POST", path, body=b'{"approved": true}', headers={"Idempotency-Key": "click-1"}
+    )
+    headers = {name.lower(): value for name, value in request.header_items()}
+    authorization = headers["authorization"]
+    assert authorization.startswith(
+        f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{headers['x-amz-date'][:8]}"
+        "/eu-west-1/execute-api/aws4_request, SignedHeaders="
+    )
+    signed = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", "x-amz-date", "content-type", "idempotency-key"} <= set(signed)
+    assert "user-agent" not in signed
+    signature = authorization.split("Signature=")[1]
+    assert signature == expected_signature(request, headers, signed)
+    assert request.full_url == API + path
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_signing_uses_the_default_chain_and_a_session_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-1")
+    signer = FlowSignalsClient(API)  # no session given: botocore's default chain
+    request = signer.build_request("GET", "/runs/r/waiters/s")
+    headers = {name.lower(): value for name, value in request.header_items()}
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert headers["x-amz-security-token"] == "session-token-1"
+    assert "x-amz-security-token" in headers["authorization"]
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_the_signing_region_comes_from_the_url_then_the_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def scope(client: FlowSignalsClient) -> str:
+        request = client.build_request("GET", "/runs/r/waiters")
+        return dict(request.header_items())["Authorization"].split("/")[2]
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    assert scope(FlowSignalsClient(API)) == "eu-west-1"
+    assert scope(FlowSignalsClient("https://signals.example.com")) == "us-east-2"
+    assert (
+        scope(FlowSignalsClient("https://signals.example.com", region="ap-south-1")) == "ap-south-1"
+    )
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with pytest.raises(FlowSignalError, match="region"):
+        FlowSignalsClient("https://signals.example.com")
+    assert not FlowSignalsClient("https://signals.example.com", bearer_token="t").signs_requests
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out.strip() else None, err
+
+
+def test_the_cli_cycle_in_process(
+    base_url: str, run: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = ("--api-url", base_url)
+    code, waiter, _ = cli(
+        capsys, *api, "register", run, "approval", "approve", "--timeout-seconds", "3600"
+    )
+    assert code == 0 and waiter["stepKey"] == "approval" and waiter["state"] == "Waiting"
+    assert set(waiter) == {
+        "runId", "stepKey", "signalName", "createdAt", "expiresAt", "deliveredAt",
+        "payload", "failure", "deliveredBy", "state",
+    }  # fmt: skip
+
+    deliver = (
+        "deliver",
+        run,
+        "approve",
+        "--payload",
+        '{"approved": true}',
+        "--idempotency-key",
+        "click-1",
+    )
+    code, result, _ = cli(capsys, *api, *deliver)
+    assert code == 0 and result["status"] == "Delivered" and result["stepKey"] == "approval"
+    assert result["replayed"] is False
+    code, result, _ = cli(capsys, *api, *deliver)
+    assert code == 0 and result["replayed"] is True
+
+    code, result, err = cli(
+        capsys, *api, "fail", run, "approve", "--error", "Rejected", "--cause", "late"
+    )
+    assert code == 1 and result["status"] == "AlreadyDelivered" and "AlreadyDelivered" in err
+    assert result["stepKey"] == "approval" and result["deliveredAt"] is not None
+
+    code, waiter, _ = cli(capsys, *api, "get", run, "approval")
+    assert code == 0 and waiter["payload"] == {"approved": True} and waiter["state"] == "Delivered"
+
+    cli(capsys, *api, "register", run, "legal", "legal")
+    code, result, _ = cli(
+        capsys, *api, "fail", run, "legal", "--error", "Rejected", "--cause", "No"
+    )
+    assert code == 0 and result["status"] == "Delivered" and result["stepKey"] == "legal"
+    code, waiter, _ = cli(capsys, *api, "get", run, "legal")
+    assert waiter["failure"] == {"error": "Rejected", "cause": "No"} and waiter["payload"] is None
+
+    code, result, _ = cli(capsys, *api, "deliver", run, "ship", "--buffer-seconds", "600")
+    assert code == 0 and result["status"] == "Buffered" and result["expiresAt"] is not None
+    code, listed, _ = cli(capsys, *api, "list", run, "--signals")
+    assert code == 0 and [s["signalName"] for s in listed["signals"]] == ["ship"]
+    code, listed, _ = cli(capsys, *api, "list", run)
+    assert code == 0 and [w["stepKey"] for w in listed["waiters"]] == ["approval", "legal"]
+
+    code, nothing, _ = cli(capsys, *api, "remove", run, "approval")
+    assert (code, nothing) == (0, {})
+    code, missing, err = cli(capsys, *api, "get", run, "approval")
+    assert (code, missing) == (1, None) and "no waiter" in err
+    code, result, _ = cli(capsys, *api, "deliver", run, "nobody-waits")
+    assert code == 1 and result["status"] == "NotFound"
+
+
+def test_the_cli_reads_a_payload_from_a_file(
+    base_url: str, run: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"note": "übermäßig"}', encoding="utf-8")
+    cli(capsys, "--api-url", base_url, "register", run, "step", "go")
+    code, _, _ = cli(
+        capsys, "--api-url", base_url, "deliver", run, "go", "--payload-file", str(payload)
+    )
+    assert code == 0
+    _, waiter, _ = cli(capsys, "--api-url", base_url, "get", run, "step")
+    assert waiter["payload"] == {"note": "übermäßig"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["register", " padded ", "step", "go"], 2, "runId"),
+        (["deliver", "run", "go", "--payload", "{not json"], 2, "I-JSON"),
+        (["register", "run", "step"], 2, "SIGNAL"),
+        (["register", "run", "s", "go", "--expires-at", "2030-01-01T00:00:00"], 2, "offset"),
+        (["deliver", "run", "go", "--buffer-seconds", "0"], 2, "at least 1"),
+        (["deliver", "run", "go", "--payload-file", "/nonexistent/payload.json"], 2, "cannot read"),
+        (["link", "a", "b"], 2, "not available in this version"),
+        ([], 2, "give a command"),
+    ],
+)
+def test_the_cli_refuses_bad_input_with_exit_2(
+    base_url: str, argv: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--api-url", base_url, *argv]) == code
+    out, err = capsys.readouterr()
+    assert message in err and out == ""
+
+
+def test_the_cli_exits_3_when_unavailable_and_4_on_other_errors(
+    stub: Stub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--api-url", closed_port_url(), "get", "run", "step"]) == 3
+    assert "service unavailable" in capsys.readouterr().err
+
+    stub.answers = [UNAVAILABLE]
+    assert main(["--api-url", stub.url, "--retries", "1", "deliver", "run", "go"]) == 3
+    assert len(stub.requests) == 2
+
+    stub.answers = [(403, {}, {"message": "Forbidden"})]
+    assert main(["--api-url", stub.url, "list", "run"]) == 4
+    assert "Forbidden" in capsys.readouterr().err
+
+
+def test_the_cli_help_teaches_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for name in SUBCOMMANDS:
+        assert f"\n    {name} " in text, name
+    assert "--idempotency-key click-1" in text and "exit status" in text
+    for name, example in [
+        ("register", "--timeout-seconds 3600"),
+        ("deliver", "--buffer-seconds"),
+        ("fail", "--error Rejected --cause"),
+    ]:
+        assert main([name, "--help"]) == 0
+        sub = capsys.readouterr().out
+        assert "examples:" in sub and example in sub, name
+
+
+def test_the_console_script_in_a_subprocess(base_url: str, run: str) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FLOWSIGNALS_")}
+
+    def flowsignals(*argv: str, **env: str) -> tuple[int, Any, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "flowsignals.client.cli", *argv],
+            env=environment | env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return (
+            done.returncode,
+            json.loads(done.stdout) if done.stdout.strip() else None,
+            done.stderr,
+        )
+
+    code, waiter, _ = flowsignals("register", run, "step", "go", FLOWSIGNALS_API_URL=base_url)
+    assert code == 0 and waiter["runId"] == run and waiter["state"] == "Waiting"
+    code, result, _ = flowsignals("--api-url", base_url, "deliver", run, "go", "--payload", "[1]")
+    assert code == 0 and result["status"] == "Delivered" and result["stepKey"] == "step"
+    code, result, err = flowsignals("--api-url", base_url, "deliver", run, "go")
+    assert code == 1 and result["status"] == "AlreadyDelivered" and "no receiver" in err
+    code, out, err = flowsignals("--api-url", base_url, "register", " padded ", "step", "go")
+    assert code == 2 and out is None and "runId" in err
+    code, out, err = flowsignals("get", run, "step", FLOWSIGNALS_API_URL=closed_port_url())
+    assert code == 3 and out is None and "unavailable" in err
