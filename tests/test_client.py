@@ -342,6 +342,17 @@ def test_a_503_is_retried_after_retry_after(stub: Stub) -> None:
     }
 
 
+def test_retries_of_a_delivery_without_a_key_carry_one_key_of_the_call(stub: Stub) -> None:
+    """A 503 may follow a write that was applied: the retries must be replays of it."""
+    stub.answers = [UNAVAILABLE, UNAVAILABLE, DELIVERED]
+    client = FlowSignalsClient(stub.url)
+    client.deliver_signal("run", "go", "{}")
+    client.deliver_signal("run", "go", "{}")
+    keys = [r.headers.get("Idempotency-Key") for r in stub.requests]
+    assert len(keys) == 4 and None not in keys
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+
+
 def test_a_503_after_the_last_retry_is_store_unavailable(stub: Stub) -> None:
     stub.answers = [UNAVAILABLE]
     with pytest.raises(StoreUnavailable, match="503 after 2 retries: busy"):

@@ -17,6 +17,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -339,7 +340,8 @@ class FlowSignalsClient:
         """Deliver ``payload_json`` (JSON text) — or ``failure``, exactly one — to the run's
         oldest waiter of ``signal_name`` that can receive it, exactly once.
 
-        ``NotFound``, ``AlreadyDelivered`` and ``Expired`` are answers, not errors. With
+        ``NotFound``, ``AlreadyDelivered`` and ``Expired`` are answers, not errors. Without
+        ``idempotency_key`` the call makes its own, so its retries never deliver twice. With
         ``buffer_for`` (whole seconds over HTTP, rounded up; 1 s to 30 days) a signal no
         waiter can receive now is kept: ``Buffered``, ``expires_at`` its deadline.
         """
@@ -363,10 +365,13 @@ class FlowSignalsClient:
                 raise InvalidSignalRequest("buffer_for: must be a timedelta")
             query["bufferSeconds"] = str(math.ceil(buffer_for.total_seconds()))
         headers: dict[str, str] = {}
-        if idempotency_key is not None:
-            if not _PRINTABLE_ASCII.fullmatch(idempotency_key):
-                raise InvalidSignalRequest("Idempotency-Key: must be printable ASCII")
-            headers["Idempotency-Key"] = idempotency_key
+        if idempotency_key is None:
+            # The client retries a 503, and a 503 may follow a write that was applied: a key
+            # of this call's own makes its retries replays, never a second delivery.
+            idempotency_key = f"flowsignals-client-{uuid.uuid4().hex}"
+        if not _PRINTABLE_ASCII.fullmatch(idempotency_key):
+            raise InvalidSignalRequest("Idempotency-Key: must be printable ASCII")
+        headers["Idempotency-Key"] = idempotency_key
         answer = self._call("deliver_signal", "POST", path, body=body, query=query, headers=headers)
         return self._delivery_result(answer)
 
