@@ -833,3 +833,10 @@ def test_two_buffered_deliveries_racing_one_registration_lose_nothing(
         elif store.list_buffered_signals(run) != []:
             broken.append(f"{run}: still buffered after both waiters")
     assert not broken, f"{len(broken)} runs broken: {broken[:3]}"
+
+
+def test_a_key_is_one_signal_per_name_not_per_run(store: FlowSignalStore, run_id: UUID) -> None:
+    first = store.deliver_signal(run_id, "go", "1", idempotency_key="k", buffer_for=HOUR)
+    other = store.deliver_signal(run_id, "Go", "2", idempotency_key="k", buffer_for=HOUR)
+    assert (first.replayed, other.replayed) == (False, False)
+    assert sorted(s.signal_name for s in store.list_buffered_signals(run_id)) == ["Go", "go"]

@@ -133,7 +133,14 @@ class InMemoryFlowSignalStore:
             if delivery.buffer_for is None:
                 return undeliverable(ordered, now)
             live = self._live_buffered(run, now)
-            same_key = next((b for b in live if key is not None and b.key == key), None)
+            same_key = next(
+                (
+                    b
+                    for b in live
+                    if key is not None and (b.key, b.delivery.signal_name) == (key, name)
+                ),
+                None,
+            )
             if same_key is not None:
                 return buffered(same_key.until, replayed=True)
             early = _Buffered(delivery, now, now + delivery.buffer_for)
