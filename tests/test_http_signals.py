@@ -171,3 +171,28 @@ def test_bad_direct_deliveries_are_exactly_invalid_signal_request(
         invoke("DeliverFunction", {"runId": run, "signalName": "approve", **event})
     assert type(raised.value).__name__ == "InvalidSignalRequest"
     assert invoke("SignalsFunction", {"runId": run}) == {"signals": []}
+
+
+@pytest.mark.parametrize(
+    ("authorizer", "recorded"),
+    [
+        ({"iam": {"userArn": ANA}}, ANA),
+        (
+            {"jwt": {"claims": {"email": "bo@example.com", "username": "bo", "sub": "1"}}},
+            "bo@example.com",
+        ),
+        ({"jwt": {"claims": {"username": "bo", "sub": "1"}}}, "bo"),
+        ({"jwt": {"claims": {"sub": "5d1c"}}}, "5d1c"),
+        ({"jwt": {"claims": {"email": ""}}}, None),
+        ({}, None),
+    ],
+    ids=["iam", "email", "username", "sub", "empty claim", "none"],
+)
+def test_who_delivered_is_what_the_authorizer_vouches_for(
+    run: str, authorizer: dict[str, Any], recorded: str | None
+) -> None:
+    register(run)
+    event = http_api_event(DELIVER, {"runId": run, "signalName": "approve"}, body="{}")
+    event["requestContext"]["authorizer"] = authorizer
+    assert load_handler(DELIVER)(event, FakeLambdaContext())["statusCode"] == 200
+    assert http(GET, {"runId": run, "stepKey": "review"})[1]["deliveredBy"] == recorded
