@@ -45,6 +45,7 @@ from flowsignals.core.store import (
     Clock,
     WaiterPosition,
     buffered,
+    can_receive,
     delivered,
     oldest_first,
     read_clock,
@@ -133,9 +134,7 @@ class DynamoDBFlowSignalStore:
         )
         now = read_clock(self._clock)
         waiter = self._write_registration(arguments, now)
-        if waiter.is_delivered or waiter.is_expired(now):
-            return waiter
-        return self._receive_buffered(waiter, now)
+        return self._receive_buffered(waiter, now) if waiter.can_receive(now) else waiter
 
     def deliver_signal(
         self,
@@ -164,7 +163,7 @@ class DynamoDBFlowSignalStore:
             replay = replay_of(ordered, key)
             if replay is not None:
                 return replay
-            receivers = [w for w in ordered if not w.is_delivered and not w.is_expired(now)]
+            receivers = can_receive(ordered, now)
             if delivery.buffer_for is not None and key is not None:
                 twin = self._buffered_twin(delivery, now)
                 if twin is not None:  # this signal was buffered by an earlier try
@@ -303,7 +302,7 @@ class DynamoDBFlowSignalStore:
             if old.get("DeliveryId") != items.s(attempt):  # not our own write, answered late
                 return buffered(items.buffered_from_item(old).buffered_until, replayed=True)
         # Read again: a waiter registered since the first read takes the signal now.
-        for receiver in self._receivers(run, delivery.signal_name, now):
+        for receiver in can_receive(self._matching_waiters(run, delivery.signal_name), now):
             outcome = self._hand_over(item, receiver, now)
             if outcome is _HandOver.DONE:
                 return delivered(receiver.step_key, now)
@@ -350,14 +349,7 @@ class DynamoDBFlowSignalStore:
         self, item: dict[str, Any], waiter: FlowSignalWaiter, now: datetime
     ) -> _HandOver:
         delivery = items.delivery_of_buffered(waiter.run_id, item)
-        attributes, values = items.set_clause(items.content(delivery))
-        values |= {
-            ":signal_name": items.s(waiter.signal_name),
-            ":now": items.s(format_timestamp(now)),
-            ":delivery_id": item["DeliveryId"],
-            ":ttl": self._ttl(now),
-        }
-        update = _DELIVER + (f", {attributes}" if attributes else "")
+        update = self._delivery_update(delivery, item["DeliveryId"]["S"], now)
         # Atomic: one transaction consumes the buffered row and delivers the waiter, or
         # neither (see the protocol above).
         transaction = [
@@ -366,17 +358,14 @@ class DynamoDBFlowSignalStore:
                     "TableName": self._table_name,
                     "Key": {"RunId": item["RunId"], "StepKey": item["StepKey"]},
                     "ConditionExpression": _STILL_BUFFERED,
-                    "ExpressionAttributeValues": {":now": values[":now"]},
+                    "ExpressionAttributeValues": {":now": items.s(format_timestamp(now))},
                 }
             },
             {
                 "Update": {
                     "TableName": self._table_name,
                     "Key": items.key(waiter.run_id, waiter.step_key),
-                    "UpdateExpression": update,
-                    "ConditionExpression": _DELIVERABLE,
-                    "ExpressionAttributeNames": items.TTL_NAME,
-                    "ExpressionAttributeValues": values,
+                    **update,
                 }
             },
         ]
@@ -414,7 +403,8 @@ class DynamoDBFlowSignalStore:
     def _ttl(self, instant: datetime) -> dict[str, str]:
         return items.n(self._ttl_value(instant))
 
-    def _deliver_to(self, step_key: str, delivery: Delivery, attempt: str, now: datetime) -> None:
+    def _delivery_update(self, delivery: Delivery, attempt: str, now: datetime) -> dict[str, Any]:
+        """The conditional update that delivers to a waiter that can still receive."""
         attributes, values = items.set_clause(items.content(delivery))
         values |= {
             ":signal_name": items.s(delivery.signal_name),
@@ -422,29 +412,27 @@ class DynamoDBFlowSignalStore:
             ":delivery_id": items.s(attempt),
             ":ttl": self._ttl(now),
         }
+        return {
+            "UpdateExpression": f"{_DELIVER}, {attributes}",  # a payload or a failure, always
+            "ConditionExpression": _DELIVERABLE,
+            "ExpressionAttributeNames": items.TTL_NAME,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _deliver_to(self, step_key: str, delivery: Delivery, attempt: str, now: datetime) -> None:
         # Atomic: one conditional UpdateItem. attribute_not_exists(DeliveredAt) lets exactly
         # one of any number of concurrent deliveries write; the losers get the row back.
         self._call(
             "update_item",
             Key=items.key(delivery.run_id, step_key),
-            UpdateExpression=f"{_DELIVER}, {attributes}",
-            ConditionExpression=_DELIVERABLE,
-            ExpressionAttributeNames=items.TTL_NAME,
-            ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **self._delivery_update(delivery, attempt, now),
         )
 
     def _read_waiter(self, run: str, step_key: str) -> FlowSignalWaiter | None:
         response = self._call("get_item", Key=items.key(run, step_key), ConsistentRead=True)
         item = response.get("Item")
         return None if item is None else items.waiter_from_item(item)
-
-    def _receivers(self, run: str, name: str, now: datetime) -> list[FlowSignalWaiter]:
-        return [
-            w
-            for w in self._matching_waiters(run, name)
-            if not w.is_delivered and not w.is_expired(now)
-        ]
 
     def _matching_waiters(self, run: str, name: str) -> list[FlowSignalWaiter]:
         """The run's waiters of that signal name, strongly consistent, oldest first."""

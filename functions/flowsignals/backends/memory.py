@@ -95,7 +95,7 @@ class InMemoryFlowSignalStore:
                 waiter = existing.model_copy(
                     update={"signal_name": name, "expires_at": deadline, "task_token": token}
                 )
-            if not waiter.is_delivered and not waiter.is_expired(now):
+            if waiter.can_receive(now):
                 early = self._take_buffered(run, name, now)
                 if early is not None:
                     waiter = with_delivery(waiter, early.delivery, now)

@@ -64,6 +64,10 @@ class FlowSignalWaiter(BaseModel):
     def is_delivered(self) -> bool:
         return self.delivered_at is not None
 
+    def can_receive(self, now: datetime) -> bool:
+        """Neither delivered nor expired: a signal may be delivered to it at ``now``."""
+        return not self.is_delivered and not self.is_expired(now)
+
     def is_expired(self, now: datetime) -> bool:
         """Undelivered and ``now`` at or past the deadline."""
         return not self.is_delivered and self.expires_at is not None and now >= self.expires_at

@@ -146,12 +146,14 @@ def replayed(waiter: FlowSignalWaiter) -> SignalDeliveryResult:
     )
 
 
+def can_receive(ordered: list[FlowSignalWaiter], now: datetime) -> list[FlowSignalWaiter]:
+    """The waiters a signal may be delivered to, in the order given."""
+    return [waiter for waiter in ordered if waiter.can_receive(now)]
+
+
 def next_receiver(ordered: list[FlowSignalWaiter], now: datetime) -> FlowSignalWaiter | None:
     """The oldest waiter that is neither delivered nor expired."""
-    return next(
-        (w for w in ordered if not w.is_delivered and not w.is_expired(now)),
-        None,
-    )
+    return next((waiter for waiter in ordered if waiter.can_receive(now)), None)
 
 
 def with_delivery(waiter: FlowSignalWaiter, delivery: Delivery, now: datetime) -> FlowSignalWaiter:
