@@ -20,7 +20,7 @@ from pydantic import JsonValue
 
 from flowsignals.core.arguments import describe_errors
 from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge, StoreUnavailable
-from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus, SignalFailure
 from flowsignals.core.values import (
     BufferSeconds,
     IdempotencyKey,
@@ -162,15 +162,8 @@ def deliver_signal(
     bufferSeconds: BufferSecondsQuery = None,
 ) -> Response[str]:
     # The payload is stored as the body's text: the resolver has checked it is I-JSON.
-    result = service().deliver(
-        runId,
-        signalName,
-        app.current_event.body or "{}",
-        idempotency_key=idempotency_key,
-        delivered_by=caller(app.current_event.raw_event),
-        buffer_seconds=bufferSeconds,
-    )
-    return delivery_response(result)
+    body = app.current_event.body or "{}"
+    return _deliver(runId, signalName, body, None, idempotency_key, bufferSeconds)
 
 
 @app.post(
@@ -190,14 +183,26 @@ def deliver_failure(
     idempotency_key: IdempotencyKeyHeader = None,
     bufferSeconds: BufferSecondsQuery = None,
 ) -> Response[str]:
+    return _deliver(runId, signalName, None, body.failure(), idempotency_key, bufferSeconds)
+
+
+def _deliver(
+    run_id: str,
+    signal_name: str,
+    payload_json: str | None,
+    failure: SignalFailure | None,
+    idempotency_key: str | None,
+    buffer_seconds: int | None,
+) -> Response[str]:
+    """Either delivery route, as the caller the authorizer vouches for."""
     result = service().deliver(
-        runId,
-        signalName,
-        None,
-        failure=body.failure(),
+        run_id,
+        signal_name,
+        payload_json,
+        failure=failure,
         idempotency_key=idempotency_key,
         delivered_by=caller(app.current_event.raw_event),
-        buffer_seconds=bufferSeconds,
+        buffer_seconds=buffer_seconds,
     )
     return delivery_response(result)
 
