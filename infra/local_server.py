@@ -6,6 +6,7 @@ the real handler in-process; its answer becomes the HTTP response. DynamoDB is e
 unless DYNAMODB_ENDPOINT names one (DynamoDB Local, or AWS); the table is created if missing.
 Bodies are read however framed (Content-Length or chunked); a malformed request is answered 400
 {"message": "Bad Request"}, as API Gateway answers it. IAM auth is not enforced locally.
+Approval links are signed with a key made at start (LINK_KEY, unless set) and point here.
 
     python infra/local_server.py            # PORT and DYNAMODB_ENDPOINT from the environment
 """
@@ -18,6 +19,7 @@ import importlib
 import json
 import os
 import re
+import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -30,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 import boto3
 
 from flowsignals.testing import FakeLambdaContext, create_waiter_table, http_api_event
-from template_yaml import http_routes
+from template_yaml import http_routes, load_handler
 
 TABLE_NAME = "flowsignals-local"
 NOT_FOUND = json.dumps({"message": "Not Found"}).encode()
@@ -233,9 +235,20 @@ def dynamodb(endpoint: str | None) -> Iterator[str]:
         yield description
 
 
+def mint_links(event: dict[str, Any]) -> dict[str, Any]:
+    """Links minted as a state machine mints them: the links function, invoked directly."""
+    links: dict[str, Any] = load_handler("LinksFunction")(event, FakeLambdaContext())
+    return links
+
+
 def main() -> None:
     port = int(os.environ.get("PORT", "3000"))
+    base = f"http://127.0.0.1:{port}"
     os.environ["TABLE_NAME"] = TABLE_NAME
+    # Links are signed with a key of this server's own, and point at it.
+    key = {"keyId": "local", "key": secrets.token_urlsafe(48)}
+    os.environ.setdefault("LINK_KEY", json.dumps(key))
+    os.environ.setdefault("LINK_BASE_URL", base)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
@@ -245,7 +258,6 @@ def main() -> None:
     endpoint = os.environ.get("DYNAMODB_ENDPOINT")
     with server, dynamodb(endpoint) as description:
         _ApiHandler.routes = load_routes()
-        base = f"http://127.0.0.1:{port}"
         run = "3f2b8c1e-7d4a-4b9e-9c55-0a1b2c3d4e5f"
         print(f"flowsignals HTTP API listening on {base}", flush=True)
         print(f"  routes from template.yaml: {', '.join(r.route_key for r in _ApiHandler.routes)}")
@@ -261,7 +273,10 @@ def main() -> None:
             f"  curl -X POST {base}/runs/{run}/signals/approve "
             "-H 'Idempotency-Key: click-1' -d '{\"approved\": true}'"
         )
-        print(f"  curl {base}/runs/{run}/waiters/manager-approval", flush=True)
+        print(f"  curl {base}/runs/{run}/waiters/manager-approval")
+        links = mint_links({"runId": run, "signalName": "approve", "approver": "you@example.com"})
+        print("Then open this approval link in a browser (it works for 3 days, on this server):")
+        print(f"  {links['links']['approve']}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
         print("\nflowsignals: stopped")

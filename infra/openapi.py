@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
+from flowsignals.lambdas import approval_routes
 from flowsignals.lambdas.routes import app
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -33,7 +34,19 @@ def openapi_document() -> str:
         security_schemes={"sigv4": sigv4},
         security=[{"sigv4": []}],
     )
-    return json.dumps(_without_422(json.loads(document)), indent=2, ensure_ascii=False) + "\n"
+    merged = _with_approval_pages(_without_422(json.loads(document)))
+    return json.dumps(merged, indent=2, ensure_ascii=False) + "\n"
+
+
+def _with_approval_pages(document: dict[str, Any]) -> dict[str, Any]:
+    """The approval pages (their own API, no AWS auth: the signed token is the credential)."""
+    pages = json.loads(approval_routes.app.get_openapi_json_schema(title="pages", version="0"))
+    for path, item in pages["paths"].items():
+        for operation in item.values():
+            operation["security"] = []
+            operation["responses"].pop("422", None)
+        document["paths"][path] = item
+    return document
 
 
 def _without_422(document: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from flowsignals import FlowSignalError
 from flowsignals.lambdas import runtime
 from flowsignals.lambdas.settings import Settings, settings
 from flowsignals.testing import FakeLambdaContext, http_api_event
-from template_yaml import load_handler, load_template
+from template_yaml import functions, load_handler, load_template
 
 DAY = 86_400
 
@@ -77,4 +77,12 @@ def test_the_template_sets_every_variable_the_settings_read() -> None:
     variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
     aliases = {field.alias for field in Settings.model_fields.values()}
     assert {"TABLE_NAME", "RETENTION_DAYS"} <= set(variables)
-    assert aliases - set(variables) == {"EVENT_BUS_NAME"}  # the notifier's own variable
+    functions_own = {
+        name
+        for function in functions().values()
+        for name in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    # The notifier's bus and the link functions' secret and base URL are theirs alone;
+    # LINK_KEY is make run's key (in AWS the secret holds it).
+    assert aliases - set(variables) - {"LINK_KEY"} == functions_own
+    assert functions_own == {"EVENT_BUS_NAME", "LINK_SECRET_ID", "LINK_BASE_URL"}

@@ -23,7 +23,14 @@ EXPECTED_ROUTES = {
         "flowsignals.lambdas.handlers.deliver_handler"
     ),
     "GET /runs/{runId}/signals": "flowsignals.lambdas.handlers.signals_handler",
+    "POST /runs/{runId}/signals/{signalName}/links": "flowsignals.lambdas.handlers.links_handler",
+    "GET /approvals/{token}": "flowsignals.lambdas.handlers.approvals_handler",
+    "HEAD /approvals/{token}": "flowsignals.lambdas.handlers.approvals_handler",
+    "POST /approvals/{token}": "flowsignals.lambdas.handlers.approvals_handler",
 }
+# The pages a person opens from a message: the signed token is the credential.
+PUBLIC_ROUTES = {"GET /approvals/{token}", "HEAD /approvals/{token}", "POST /approvals/{token}"}
+LINK_KEY = {"Ref": "LinkSigningKey"}
 # Each function's grants: {action: resources}.
 EXPECTED_GRANTS = {
     "RegisterFunction": {
@@ -44,6 +51,17 @@ EXPECTED_GRANTS = {
     "RemoveFunction": {"dynamodb:DeleteItem": [TABLE_ARN]},
     "ListFunction": {"dynamodb:Query": [TABLE_ARN]},
     "SignalsFunction": {"dynamodb:Query": [TABLE_ARN]},
+    # Each link function may read the one secret that signs links, and no other.
+    "LinksFunction": {
+        "dynamodb:PutItem": [TABLE_ARN],
+        "secretsmanager:GetSecretValue": [LINK_KEY],
+    },
+    "ApprovalsFunction": {
+        "dynamodb:GetItem": [TABLE_ARN],
+        "dynamodb:Query": [TABLE_ARN],
+        "dynamodb:UpdateItem": [TABLE_ARN],
+        "secretsmanager:GetSecretValue": [LINK_KEY],
+    },
     "NotifierFunction": {
         "states:SendTaskSuccess": [
             {"Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}
@@ -70,7 +88,7 @@ def test_every_route_is_wired_to_its_handler_and_the_handler_exists() -> None:
         assert callable(getattr(importlib.import_module(module), name))
 
 
-def test_every_route_is_on_the_iam_authorized_api() -> None:
+def test_every_machine_route_is_on_the_iam_authorized_api() -> None:
     resources = load_template()["Resources"]
     api = resources["HttpApi"]
     assert api["Type"] == "AWS::Serverless::HttpApi"
@@ -82,8 +100,41 @@ def test_every_route_is_on_the_iam_authorized_api() -> None:
         for event in function["Properties"]["Events"].values():
             if event["Type"] != "HttpApi":
                 continue
-            assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
-            assert "Auth" not in event["Properties"], "no route may opt out of IAM"
+            properties = event["Properties"]
+            public = f"{properties['Method']} {properties['Path']}" in PUBLIC_ROUTES
+            api_id = "ApprovalsApi" if public else "HttpApi"
+            assert properties["ApiId"] == {"Ref": api_id}
+            assert "Auth" not in properties, "no route may opt out of its API's auth"
+
+
+def test_the_approval_pages_are_alone_on_a_throttled_api_without_authorizer() -> None:
+    resources = load_template()["Resources"]
+    api = resources["ApprovalsApi"]["Properties"]
+    assert "Auth" not in api, "a person opening a link has no AWS identity"
+    throttling = api["DefaultRouteSettings"]
+    assert 0 < throttling["ThrottlingRateLimit"] <= throttling["ThrottlingBurstLimit"] <= 100
+    on_it = {
+        f"{event['Properties']['Method']} {event['Properties']['Path']}"
+        for function in functions().values()
+        for event in function["Properties"]["Events"].values()
+        if event["Properties"].get("ApiId") == {"Ref": "ApprovalsApi"}
+    }
+    assert on_it == PUBLIC_ROUTES
+
+
+def test_links_are_signed_with_a_generated_secret_and_point_at_the_approvals_api() -> None:
+    resources = load_template()["Resources"]
+    secret = resources["LinkSigningKey"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "key" and generated["PasswordLength"] >= 32
+    assert '"keyId"' in generated["SecretStringTemplate"]
+    for name in ("LinksFunction", "ApprovalsFunction"):
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["LINK_SECRET_ID"] == LINK_KEY
+    base = resources["LinksFunction"]["Properties"]["Environment"]["Variables"]["LINK_BASE_URL"]
+    assert base["If"][0] == "HasLinkBaseUrl"
+    assert "${ApprovalsApi}" in base["If"][2]["Sub"]
 
 
 def grants(function: dict[str, Any]) -> dict[str, list[Any]]:
@@ -123,7 +174,8 @@ def test_the_notifier_reads_the_stream_with_partial_failures_and_a_dead_letter_q
 
 def test_the_example_state_machine_waits_with_a_task_token() -> None:
     machine = load_template()["Resources"]["ApprovalExample"]["Properties"]
-    task = machine["Definition"]["States"][machine["Definition"]["StartAt"]]
+    states = machine["Definition"]["States"]
+    task = states["WaitForApproval"]
     assert task["Resource"] == {
         "Sub": "arn:${AWS::Partition}:states:::lambda:invoke.waitForTaskToken"
     }
@@ -132,6 +184,34 @@ def test_the_example_state_machine_waits_with_a_task_token() -> None:
     assert task["TimeoutSeconds"] == task["Parameters"]["Payload"]["timeoutSeconds"]
     caught = {error for catch in task["Catch"] for error in catch["ErrorEquals"]}
     assert {"FlowSignals.WaiterExpired", "FlowSignals.WaiterRemoved", "Rejected"} <= caught
+
+
+def test_the_example_parks_mints_links_and_sends_them_before_it_waits() -> None:
+    machine = load_template()["Resources"]["ApprovalExample"]["Properties"]
+    states = machine["Definition"]["States"]
+    order, name = [], machine["Definition"]["StartAt"]
+    while name != "WaitForApproval":
+        order.append(name)
+        name = states[name]["Next"]
+    assert order == ["Park", "MintLinks", "SendLinks"]
+    park, wait = states["Park"]["Parameters"], states["WaitForApproval"]["Parameters"]
+    # The same waiter: a click before the task waits finds the step parked.
+    assert park["Payload"] == {k: v for k, v in wait["Payload"].items() if k != "taskToken.$"}
+    mint = states["MintLinks"]["Parameters"]
+    assert mint["FunctionName"] == {"GetAtt": "LinksFunction.Arn"}
+    assert mint["Payload"]["signalName"] == park["Payload"]["signalName"]
+    assert mint["Payload"]["expiresInSeconds"] <= states["WaitForApproval"]["TimeoutSeconds"]
+    send = states["SendLinks"]
+    assert send["Resource"] == {"Sub": "arn:${AWS::Partition}:states:::sns:publish"}
+    message = send["Parameters"]["Message.$"]
+    assert "$.approvalLinks.links.approve" in message and "$.approvalLinks.links.reject" in message
+    topic = machine["DefinitionSubstitutions"]["ApprovalTopic"]
+    assert send["Parameters"]["TopicArn"] == "${ApprovalTopic}"
+    assert topic == {
+        "If": ["CreateApprovalTopic", {"Ref": "ApprovalTopic"}, {"Ref": "ApprovalTopicArn"}]
+    }
+    (publish,) = [p for p in machine["Policies"] if "Statement" in p]
+    assert publish["Statement"] == [{"Effect": "Allow", "Action": "sns:Publish", "Resource": topic}]
 
 
 def test_the_example_decides_on_any_payload_and_catches_a_rejection() -> None:

@@ -35,6 +35,7 @@ from flowsignals.core.arguments import (
     check_waiter_key,
 )
 from flowsignals.core.errors import StoreUnavailable
+from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
@@ -99,7 +100,7 @@ class _HandOver(Enum):
 
 
 class DynamoDBFlowSignalStore:
-    """A ``FlowSignalStore`` on the table of ``template.yaml``."""
+    """A ``FlowSignalStore`` (and ``ApprovalLinkStore``) on the table of ``template.yaml``."""
 
     def __init__(
         self,
@@ -215,6 +216,19 @@ class DynamoDBFlowSignalStore:
         run = check_run(run_id)
         now = read_clock(self._clock)
         return [items.buffered_from_item(item) for item in self._buffered_items(run, None, now)]
+
+    def save_link(self, link: ApprovalLink) -> None:
+        # A link id is 128 random bits: the condition only guards against ever overwriting.
+        self._call(
+            "put_item",
+            Item=items.link_item(link, self._ttl_value(link.expires_at)),
+            ConditionExpression="attribute_not_exists(StepKey)",
+        )
+
+    def get_link(self, link_id: str) -> ApprovalLink | None:
+        response = self._call("get_item", Key=items.link_key(link_id), ConsistentRead=True)
+        item = response.get("Item")
+        return None if item is None else items.link_from_item(item)
 
     # --- registering ------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ so it can never collide with a waiter's and every waiter query starts past it
 (``StepKey >= " "``). It carries ``BufferedSignalName``, not ``SignalName``, so it is never in
 the signal-name index nor matched as a waiter. Its name goes into the key as a hash: a
 signal name may take 1 KB of UTF-8, as much as a whole sort key.
+
+An approval link is a row of its own partition, ``"\x1flink\x1f" + link id``: no run id may
+hold a control character, so it is never a run's, and its sort key marks it as no waiter for
+the notifier (``NOT_A_WAITER_PREFIX``) either.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from flowsignals.core.arguments import Delivery
+from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import BufferedSignal, FlowSignalWaiter, SignalFailure
 from flowsignals.core.values import format_timestamp, parse_timestamp
 
@@ -24,9 +29,12 @@ TTL_ATTRIBUTE = "Ttl"
 TTL_NAME = {"#ttl": TTL_ATTRIBUTE}
 # The lowest step key a waiter can have: step keys hold no control characters.
 FIRST_STEP_KEY = " "
-# The sort keys of buffered signals begin with this (and no step key can).
-BUFFERED_ROW_PREFIX = "\x1f"
-_BUFFERED = BUFFERED_ROW_PREFIX + "buffered\x1f"
+# The sort keys of rows that are no waiters (buffered signals, links) begin with this, and no
+# step key can.
+NOT_A_WAITER_PREFIX = "\x1f"
+_BUFFERED = NOT_A_WAITER_PREFIX + "buffered\x1f"
+_LINK_PARTITION = "\x1flink\x1f"
+_LINK_SORT_KEY = NOT_A_WAITER_PREFIX + "link"
 
 
 def s(value: str) -> dict[str, str]:
@@ -152,3 +160,24 @@ def delivery_of_buffered(run: str, item: dict[str, Any]) -> Delivery:
         delivered_by=text(item, "DeliveredBy"),
         buffer_for=None,
     )
+
+
+# --- approval links -----------------------------------------------------------------------
+
+
+def link_key(link_id: str) -> dict[str, dict[str, str]]:
+    return key(_LINK_PARTITION + link_id, _LINK_SORT_KEY)
+
+
+def link_item(link: ApprovalLink, ttl: int) -> dict[str, Any]:
+    return {
+        **link_key(link.link_id),
+        # The whole link as one JSON text: it is only ever read whole, by its id.
+        "LinkJson": s(link.model_dump_json()),
+        "ExpiresAt": s(format_timestamp(link.expires_at)),
+        TTL_ATTRIBUTE: n(ttl),
+    }
+
+
+def link_from_item(item: dict[str, Any]) -> ApprovalLink:
+    return ApprovalLink.model_validate_json(item["LinkJson"]["S"])

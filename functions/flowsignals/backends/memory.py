@@ -15,6 +15,7 @@ from flowsignals.core.arguments import (
     check_run,
     check_waiter_key,
 )
+from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
@@ -51,13 +52,15 @@ class _Buffered:
 
 
 class InMemoryFlowSignalStore:
-    """A ``FlowSignalStore`` in a dict. Waiters are immutable, so returning them is safe."""
+    """A ``FlowSignalStore`` (and ``ApprovalLinkStore``) in a dict. Waiters are immutable, so
+    returning them is safe."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock or system_clock
         self._lock = threading.Lock()
         self._runs: dict[str, dict[str, FlowSignalWaiter]] = {}
         self._buffered: dict[str, list[_Buffered]] = {}  # per run, oldest first
+        self._links: dict[str, ApprovalLink] = {}
 
     def register_waiter(
         self,
@@ -196,3 +199,11 @@ class InMemoryFlowSignalStore:
         with self._lock:
             waiters = oldest_first(self._runs.get(page.run_id, {}).values())
         return page_of(waiters, page.limit, page.after)
+
+    def save_link(self, link: ApprovalLink) -> None:
+        with self._lock:
+            self._links.setdefault(link.link_id, link)
+
+    def get_link(self, link_id: str) -> ApprovalLink | None:
+        with self._lock:
+            return self._links.get(link_id)

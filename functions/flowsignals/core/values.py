@@ -213,6 +213,70 @@ DeliveredBy = Annotated[
 ]
 
 
+# --- approval links -----------------------------------------------------------------------
+
+MAX_APPROVER_LENGTH = 256
+MAX_LINK_PAYLOAD_BYTES = 4096
+DEFAULT_LINK_SECONDS = 259_200  # 3 days
+MAX_LINK_SECONDS = 2_592_000  # 30 days
+_ACTION_NAME = re.compile("[A-Za-z0-9_-]{1,32}")
+
+
+def _action_name(value: object) -> str:
+    name = _text(value)
+    if not _ACTION_NAME.fullmatch(name):
+        _reject("must be 1 to 32 letters, digits, '-' or '_'")
+    return name
+
+
+def _shown_text(value: object) -> str:
+    shown = _name(_text(value), MAX_APPROVER_LENGTH)
+    if not shown.strip():
+        _reject("must not be only whitespace")
+    return shown
+
+
+def _link_seconds(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _reject("must be a whole number of seconds")
+    if not 1 <= value <= MAX_LINK_SECONDS:
+        _reject(f"must be 1 to {MAX_LINK_SECONDS} seconds (30 days)")
+    return value
+
+
+ActionName = Annotated[
+    str,
+    PlainValidator(_action_name),
+    _string_schema("An action of a link, e.g. approve", pattern="^[A-Za-z0-9_-]{1,32}$"),
+]
+ActionLabel = Annotated[
+    str,
+    PlainValidator(_shown_text),
+    _string_schema("The button's words, e.g. Approve", minLength=1, maxLength=MAX_APPROVER_LENGTH),
+]
+Approver = Annotated[
+    str,
+    PlainValidator(_shown_text),
+    _string_schema(
+        "Who is asked to decide: shown on the page, recorded as deliveredBy",
+        minLength=1,
+        maxLength=MAX_APPROVER_LENGTH,
+        pattern=_NO_CONTROL_PATTERN,
+    ),
+]
+LinkSeconds = Annotated[
+    int,
+    PlainValidator(_link_seconds),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LINK_SECONDS,
+            "description": f"Seconds the links work (default {DEFAULT_LINK_SECONDS}, 3 days)",
+        }
+    ),
+]
+
 # --- instants -----------------------------------------------------------------------------
 
 
@@ -418,6 +482,22 @@ PayloadValue = Annotated[
     str,
     PlainValidator(_payload_value),
     WithJsonSchema({"description": "Any JSON value (I-JSON, RFC 7493); default {}"}),
+]
+
+
+def _link_payload_value(value: object) -> str:
+    payload = _payload_value(value)
+    if (size := len(payload.encode("utf-8"))) > MAX_LINK_PAYLOAD_BYTES:
+        _reject(f"{size} bytes of UTF-8 is over a link's limit of {MAX_LINK_PAYLOAD_BYTES}")
+    return payload
+
+
+LinkPayloadValue = Annotated[
+    str,
+    PlainValidator(_link_payload_value),
+    WithJsonSchema(
+        {"description": f"What a click delivers: {MAX_LINK_PAYLOAD_BYTES} bytes of JSON"}
+    ),
 ]
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from flowsignals.core.arguments import validate
 from flowsignals.core.errors import InvalidSignalRequest
-from flowsignals.lambdas.runtime import service
+from flowsignals.lambdas.link_schemas import MintLinksEvent
+from flowsignals.lambdas.runtime import approvals, link_base_url, service
 from flowsignals.lambdas.schemas import (
     DeliverSignalEvent,
     ListWaitersEvent,
@@ -78,3 +79,16 @@ def list_waiters(event: Any) -> dict[str, Any]:
     with _exactly_invalid_signal_request():
         request = validate(ListWaitersEvent, event)
         return service().list_page(request.runId, request.limit, request.nextToken)
+
+
+def mint_links(event: Any) -> dict[str, Any]:
+    with _exactly_invalid_signal_request():
+        request = validate(MintLinksEvent, event)
+        return approvals().mint(request.runId, request.signalName, request, link_base_url())
+
+
+def http_only(event: Any) -> Any:
+    """The approval pages' function answers browsers only."""
+    raise InvalidSignalRequest(
+        "the approvals function answers HTTP requests only; mint links with the links function"
+    )

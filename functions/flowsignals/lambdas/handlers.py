@@ -4,13 +4,14 @@ time the invocation has left."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowsignals.backends.dynamodb import answer_within
-from flowsignals.lambdas import direct, routes
+from flowsignals.lambdas import approval_routes, direct, routes
 from flowsignals.lambdas.http_events import is_http_api_event
 from flowsignals.lambdas.runtime import logger, metrics, tracer
 
@@ -19,12 +20,17 @@ from flowsignals.lambdas.runtime import logger, metrics, tracer
 ANSWER_MARGIN_SECONDS = 1.0
 
 
-def _entry_point(operation: direct.DirectOperation, *, with_metrics: bool = False) -> Any:
+def _entry_point(
+    operation: direct.DirectOperation,
+    *,
+    with_metrics: bool = False,
+    http: Callable[[dict[str, Any], LambdaContext], Any] = routes.handle,
+) -> Any:
     def handler(event: Any, context: LambdaContext) -> Any:
         seconds = context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
         with answer_within(seconds):
             if is_http_api_event(event):
-                return routes.handle(event, context)
+                return http(event, context)
             return operation(event)
 
     if with_metrics:
@@ -42,3 +48,5 @@ get_handler = _entry_point(direct.get)
 remove_handler = _entry_point(direct.remove)
 list_handler = _entry_point(direct.list_waiters)
 signals_handler = _entry_point(direct.list_signals)
+links_handler = _entry_point(direct.mint_links)
+approvals_handler = _entry_point(direct.http_only, with_metrics=True, http=approval_routes.handle)

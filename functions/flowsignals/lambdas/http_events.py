@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from re import Match
 from typing import Any
 from urllib.parse import quote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 _ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
 
@@ -23,6 +26,15 @@ class MalformedEvent(ValueError):
 
 class BodyTooLarge(MalformedEvent):
     """A body over ``MAX_BODY_BYTES``."""
+
+
+class HttpApiResolver(APIGatewayHttpResolver):
+    """Powertools' resolver, with API Gateway's decoded ``pathParameters`` as the authority for
+    names: the matched path holds them percent-encoded (see ``normalize``)."""
+
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        parameters = self.current_event.path_parameters or {}
+        return {name: parameters.get(name, "") for name in match.groupdict()}
 
 
 def is_http_api_event(event: object) -> bool:

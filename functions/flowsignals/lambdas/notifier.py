@@ -37,7 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from flowsignals.backends.dynamodb_items import BUFFERED_ROW_PREFIX
+from flowsignals.backends.dynamodb_items import NOT_A_WAITER_PREFIX
 from flowsignals.lambdas.runtime import logger, metrics, tracer
 from flowsignals.lambdas.settings import settings
 
@@ -155,8 +155,8 @@ def handle_record(record: DynamoDBRecord) -> None:
     if change is None:
         return
     old, new = change.old_image or {}, change.new_image or {}
-    if str((new or old).get("StepKey", "")).startswith(BUFFERED_ROW_PREFIX):
-        return  # an early signal kept for a waiter, not a waiter
+    if str((new or old).get("StepKey", "")).startswith(NOT_A_WAITER_PREFIX):
+        return  # an early signal kept for a waiter, or an approval link: not a waiter
     if record.event_name is DynamoDBRecordEventName.REMOVE:
         if old and "DeliveredAt" not in old:
             by_ttl = (record.user_identity or {}).get("principalId") == TTL_PRINCIPAL

@@ -6,10 +6,9 @@ RFC 9457 problems in one place, the exception handlers below."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from re import Match
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -30,9 +29,16 @@ from flowsignals.core.values import (
     StepKey,
     parse_i_json,
 )
-from flowsignals.lambdas.http_events import BodyTooLarge, MalformedEvent, caller, normalize
+from flowsignals.lambdas.http_events import (
+    BodyTooLarge,
+    HttpApiResolver,
+    MalformedEvent,
+    caller,
+    normalize,
+)
+from flowsignals.lambdas.link_schemas import LinksView, MintLinksBody
 from flowsignals.lambdas.problems import bad_request, ok, problem, responses
-from flowsignals.lambdas.runtime import logger, service
+from flowsignals.lambdas.runtime import approvals, link_base_url, logger, service
 from flowsignals.lambdas.schemas import (
     DEFAULT_PAGE_SIZE,
     BufferedView,
@@ -57,15 +63,7 @@ def _read_body(text: str) -> Any:
         raise InvalidSignalRequest(f"body: must be I-JSON (RFC 7493): it {error}") from None
 
 
-class _Resolver(APIGatewayHttpResolver):
-    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
-        # API Gateway's decoded pathParameters are the authority for names: the matched
-        # path holds them percent-encoded (see http_events.normalize).
-        parameters = self.current_event.path_parameters or {}
-        return {name: parameters.get(name, "") for name in match.groupdict()}
-
-
-app = _Resolver(enable_validation=True, json_body_deserializer=_read_body)
+app = HttpApiResolver(enable_validation=True, json_body_deserializer=_read_body)
 
 RunIdPath = Annotated[RunId, Path(description="The run id (URL-encoded)")]
 StepKeyPath = Annotated[StepKey, Path(description="The step key (URL-encoded)")]
@@ -205,6 +203,22 @@ def _deliver(
         buffer_seconds=buffer_seconds,
     )
     return delivery_response(result)
+
+
+@app.post(
+    "/runs/<runId>/signals/<signalName>/links",
+    summary="Mint approval links: one URL per action, for a person without an AWS identity",
+    description=(
+        "Each URL opens a confirmation page (GET and HEAD change nothing); its button delivers"
+        ' the action once. Default actions: approve (payload {"approved": true}) and reject'
+        " (failure Rejected). A waiter need not exist yet."
+    ),
+    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=LinksView),
+)
+def mint_links(
+    runId: RunIdPath, signalName: SignalNamePath, body: Annotated[MintLinksBody, Body()]
+) -> Response[str]:
+    return ok(approvals().mint(runId, signalName, body, link_base_url()))
 
 
 @app.get(

@@ -1,5 +1,5 @@
 """What a Lambda process creates once: the logger, tracer and metrics every handler shares,
-and the service over the table the settings name (created at first use, then reused)."""
+and the services over the table the settings name (created at first use, then reused)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import functools
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from flowsignals.backends.dynamodb import DynamoDBFlowSignalStore
-from flowsignals.core.store import FlowSignalStore
+from flowsignals.core.errors import FlowSignalError
+from flowsignals.core.store import system_clock
+from flowsignals.lambdas.approvals import ApprovalService
+from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey, LinkKeys, SecretsManagerLinkKeys
 from flowsignals.lambdas.service import SignalService
 from flowsignals.lambdas.settings import settings
 
@@ -18,7 +21,7 @@ metrics = Metrics(namespace="FlowSignals", service="flowsignals")
 
 
 @functools.cache
-def store() -> FlowSignalStore:
+def store() -> DynamoDBFlowSignalStore:
     """The process's store (its boto3 client with it)."""
     config = settings()
     return DynamoDBFlowSignalStore(config.table_name, retention=config.retention)
@@ -27,3 +30,26 @@ def store() -> FlowSignalStore:
 @functools.cache
 def service() -> SignalService:
     return SignalService(store(), metrics)
+
+
+@functools.cache
+def link_keys() -> LinkKeys:
+    config = settings()
+    if config.link_secret_id is not None:
+        return SecretsManagerLinkKeys(config.link_secret_id)
+    if config.link_key is not None:
+        return FixedLinkKeys(LinkKey.parse(config.link_key, "LINK_KEY"))
+    raise FlowSignalError("flowsignals is misconfigured: links need LINK_SECRET_ID or LINK_KEY")
+
+
+def link_base_url() -> str:
+    """Where minted links point ({base}/approvals/{token})."""
+    base = settings().link_base_url
+    if base is None:
+        raise FlowSignalError("flowsignals is misconfigured: links need LINK_BASE_URL")
+    return base
+
+
+@functools.cache
+def approvals() -> ApprovalService:
+    return ApprovalService(service(), store(), store(), link_keys(), system_clock)

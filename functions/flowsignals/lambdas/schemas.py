@@ -50,13 +50,13 @@ NextToken = Annotated[
 ]
 
 
-class _Request(BaseModel):
+class RequestModel(BaseModel):
     # Unknown fields are an error: a misspelt "timeoutSecond" must not register a waiter
     # that never expires.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RegisterWaiterBody(_Request):
+class RegisterWaiterBody(RequestModel):
     """The body of ``PUT /runs/{runId}/waiters/{stepKey}``. A task token is not accepted
     here: anyone able to call the API could otherwise complete any task of the account."""
 
@@ -84,18 +84,18 @@ class RegisterWaiterEvent(RegisterWaiterBody):
     taskToken: TaskToken | None = None
 
 
-class WaiterEvent(_Request):
+class WaiterEvent(RequestModel):
     runId: RunId
     stepKey: StepKey
 
 
-class ListWaitersEvent(_Request):
+class ListWaitersEvent(RequestModel):
     runId: RunId
     limit: PageLimit = DEFAULT_PAGE_SIZE
     nextToken: NextToken | None = None
 
 
-class FailureBody(_Request):
+class FailureBody(RequestModel):
     """A failure signal: resumes a Step Functions task with SendTaskFailure(error, cause)."""
 
     error: FailureError
@@ -105,7 +105,7 @@ class FailureBody(_Request):
         return SignalFailure(error=self.error, cause=self.cause)
 
 
-class DeliverSignalEvent(_Request):
+class DeliverSignalEvent(RequestModel):
     runId: RunId
     signalName: SignalName
     # Omitted is {} (unless a failure is given), an explicit null is null.
@@ -125,7 +125,7 @@ class DeliverSignalEvent(_Request):
         return None if self.failure is not None else self.payload
 
 
-class SignalsEvent(_Request):
+class SignalsEvent(RequestModel):
     runId: RunId
 
 

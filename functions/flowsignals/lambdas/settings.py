@@ -23,6 +23,13 @@ class Settings(BaseModel):
     # Whole days: DynamoDB's TTL is in seconds, but "1.5" in a template is a typo, not a plan.
     retention_days: Annotated[int, Field(alias="RETENTION_DAYS", ge=0, le=99_999)] = 7
     event_bus_name: Annotated[str, Field(alias="EVENT_BUS_NAME", min_length=1)] = "default"
+    # Approval links: the secret that holds the signing key (AWS), or the key itself (make run).
+    link_secret_id: Annotated[str | None, Field(alias="LINK_SECRET_ID", min_length=1)] = None
+    link_key: Annotated[str | None, Field(alias="LINK_KEY", min_length=1, repr=False)] = None
+    # Where links point: {base}/approvals/{token}.
+    link_base_url: Annotated[
+        str | None, Field(alias="LINK_BASE_URL", pattern="^https?://[^/?#\\s]+(/[^?#\\s]*)?$")
+    ] = None
 
     @property
     def retention(self) -> timedelta:

@@ -1,0 +1,189 @@
+"""The HTML pages of approval links: plain words, every value escaped, no script, one form.
+
+Each page is whole in one answer (its style inline, allowed by hash in the page's
+Content-Security-Policy, which forbids scripts, framing and posting elsewhere)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime
+from html import escape
+from http import HTTPStatus
+
+from flowsignals.core.models import FlowSignalWaiter
+from flowsignals.lambdas.approvals import Approval, Outcome
+
+_STYLE = """
+body{margin:0;background:#f3f4f6;color:#111827;font:16px/1.5 system-ui,-apple-system,"Segoe UI",
+Roboto,sans-serif}
+main{max-width:34rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:12px;
+box-shadow:0 1px 3px rgba(0,0,0,.12)}
+h1{margin:0 0 .5rem;font-size:1.5rem}
+p{margin:.5rem 0}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.35rem 1rem;margin:1.25rem 0}
+dt{color:#6b7280}
+dd{margin:0;overflow-wrap:anywhere;font-weight:600}
+button{margin-top:.5rem;padding:.7rem 1.6rem;border:0;border-radius:8px;font-size:1rem;
+font-weight:600;color:#fff;background:#15803d;cursor:pointer}
+button.failure{background:#b91c1c}
+.note{color:#6b7280;font-size:.875rem}
+.done{color:#15803d}
+.stop{color:#b91c1c}
+""".strip()
+
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+
+HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self';"
+        " frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+def _when(instant: datetime | None) -> str:
+    return "—" if instant is None else instant.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{escape(title)} · flowsignals</title><style>{_STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
+
+
+def _details(rows: list[tuple[str, str]]) -> str:
+    items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in rows)
+    return f"<dl>{items}</dl>"
+
+
+def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
+    """The page of a link that opened: what it does, or what it did."""
+    link, label = approval.link, approval.label
+    step = approval.step
+    step_key = "—" if step is None else step.step_key
+    approver = link.approver or "anyone with this link"
+    facts = [("Run", link.run_id), ("Signal", link.signal_name), ("Action", label)]
+    outcome = approval.outcome
+    if outcome is Outcome.WAITING:
+        kind = "failure" if link.actions[approval.action].failure is not None else "payload"
+        title = f"{label}?"
+        body = (
+            f"<h1>{escape(title)}</h1>"
+            f"<p>Your answer <strong>{escape(label)}</strong> goes to the step"
+            f" <strong>{escape(step_key)}</strong> of the run"
+            f" <strong>{escape(link.run_id)}</strong>.</p>"
+            + _details(
+                [
+                    *facts,
+                    ("Step", step_key),
+                    ("Decided by", approver),
+                    ("Link works until", _when(link.expires_at)),
+                ]
+            )
+            + f'<form method="post"><button type="submit" class="{kind}">{escape(label)}'
+            "</button></form>"
+            '<p class="note">Opening this page changed nothing: only the button sends'
+            " your answer.</p>"
+        )
+    elif outcome is Outcome.DONE:
+        title = f"Done: {label}"
+        again = " (recorded earlier: this click changed nothing)" if approval.replayed else ""
+        body = (
+            f'<h1 class="done">{escape(title)}</h1>'
+            f"<p>The step <strong>{escape(step_key)}</strong> received your answer"
+            f"{escape(again)}.</p>"
+            + _details(
+                [
+                    *facts,
+                    ("Step", step_key),
+                    ("By", _by(step)),
+                    ("At", _when(None if step is None else step.delivered_at)),
+                ]
+            )
+        )
+    elif outcome is Outcome.DECIDED:
+        title = "Already decided"
+        decision = approval.decision() or "decided"
+        body = (
+            f'<h1 class="stop">{escape(title)}</h1>'
+            f"<p>The step <strong>{escape(step_key)}</strong> already has an answer:"
+            f" <strong>{escape(decision)}</strong>. Nothing was changed.</p>"
+            + _details(
+                [
+                    *facts,
+                    ("Step", step_key),
+                    ("Decided", decision),
+                    ("By", _by(step)),
+                    ("At", _when(None if step is None else step.delivered_at)),
+                ]
+            )
+        )
+    elif outcome is Outcome.STEP_EXPIRED:
+        title = "Too late"
+        body = (
+            f'<h1 class="stop">{escape(title)}</h1>'
+            f"<p>The step <strong>{escape(step_key)}</strong> stopped waiting for an answer."
+            " Nothing was changed.</p>"
+            + _details(
+                [
+                    *facts,
+                    ("Step", step_key),
+                    ("Waited until", _when(None if step is None else step.expires_at)),
+                ]
+            )
+        )
+    else:
+        title = "Nothing to decide"
+        body = (
+            f'<h1 class="stop">{escape(title)}</h1>'
+            f"<p>No step of the run <strong>{escape(link.run_id)}</strong> waits for this"
+            " answer now. If the run has not reached the step yet, open this link again"
+            " later.</p>" + _details([*facts, ("Link works until", _when(link.expires_at))])
+        )
+    return outcome.status, _page(title, body)
+
+
+def _by(step: FlowSignalWaiter | None) -> str:
+    return "someone" if step is None or step.delivered_by is None else step.delivered_by
+
+
+def bad_link_page() -> tuple[HTTPStatus, str]:
+    """A token we did not sign, or one altered: no detail."""
+    title = "This link is not valid"
+    body = (
+        f'<h1 class="stop">{title}</h1>'
+        "<p>Open the whole link from your message, or ask for a new one.</p>"
+    )
+    return HTTPStatus.FORBIDDEN, _page(title, body)
+
+
+def expired_link_page(expired_at: datetime) -> tuple[HTTPStatus, str]:
+    title = "This link has expired"
+    body = (
+        f'<h1 class="stop">{title}</h1>'
+        f"<p>It worked until {escape(_when(expired_at))}. Nothing was changed;"
+        " ask for a new link.</p>"
+    )
+    return HTTPStatus.GONE, _page(title, body)
+
+
+def unavailable_page(status: HTTPStatus) -> tuple[HTTPStatus, str]:
+    title = "Please try again"
+    body = (
+        f'<h1 class="stop">{title}</h1>'
+        "<p>Your answer could not be handled just now, and nothing was changed."
+        " Reload this page in a minute.</p>"
+    )
+    return status, _page(title, body)

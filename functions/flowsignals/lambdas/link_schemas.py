@@ -1,0 +1,77 @@
+"""The JSON shapes of minting approval links: the body of ``POST …/links``, the direct event of
+the links function, and the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from flowsignals.core.links import LinkAction
+from flowsignals.core.values import (
+    DEFAULT_LINK_SECONDS,
+    ActionLabel,
+    ActionName,
+    Approver,
+    LinkPayloadValue,
+    LinkSeconds,
+    RunId,
+    SignalName,
+)
+from flowsignals.lambdas.schemas import FailureBody, RequestModel
+
+MAX_ACTIONS = 10
+APPROVE = LinkAction(label="Approve", payload_json='{"approved": true}')
+REJECT = LinkAction(label="Reject", failure=FailureBody(error="Rejected").failure())
+
+
+class LinkActionBody(RequestModel):
+    """What a button delivers: ``payload`` (default ``{}``) or ``failure``."""
+
+    label: ActionLabel | None = None
+    payload: LinkPayloadValue = "{}"
+    failure: FailureBody | None = None
+
+    @model_validator(mode="after")
+    def _payload_or_failure(self) -> Self:
+        if self.failure is not None and "payload" in self.model_fields_set:
+            raise PydanticCustomError("payload_or_failure", "give payload or failure, not both")
+        return self
+
+    def action(self, name: str) -> LinkAction:
+        label = self.label or name
+        if self.failure is not None:
+            return LinkAction(label=label, failure=self.failure.failure())
+        return LinkAction(label=label, payload_json=self.payload)
+
+
+class MintLinksBody(RequestModel):
+    """The body of ``POST /runs/{runId}/signals/{signalName}/links``."""
+
+    expiresInSeconds: LinkSeconds = DEFAULT_LINK_SECONDS
+    approver: Approver | None = None
+    actions: (
+        Annotated[
+            dict[ActionName, LinkActionBody],
+            Field(min_length=1, max_length=MAX_ACTIONS, description="Default: approve, reject"),
+        ]
+        | None
+    ) = None
+
+    def link_actions(self) -> dict[str, LinkAction]:
+        if self.actions is None:
+            return {"approve": APPROVE, "reject": REJECT}
+        return {name: body.action(name) for name, body in self.actions.items()}
+
+
+class MintLinksEvent(MintLinksBody):
+    """The links function's direct event."""
+
+    runId: RunId
+    signalName: SignalName
+
+
+class LinksView(BaseModel):
+    links: dict[str, str] = Field(description="One URL per action: {base}/approvals/{token}")
+    expiresAt: str
