@@ -213,8 +213,8 @@ def running_local_server() -> Iterator[str]:
 
 
 def reset_runtime() -> None:
-    """Forget the process's settings, store and service, as a new Lambda process would."""
-    for cached in (settings, runtime.store, runtime.service):
+    """Forget the process's settings, store and services, as a new Lambda process would."""
+    for cached in (settings, runtime.store, runtime.service, runtime.link_keys, runtime.approvals):
         cached.cache_clear()
 
 

@@ -1,0 +1,330 @@
+"""Approval links (docs/contract.md, Approval links): minting, the signed token, and the pages a
+person opens and clicks — as the functions answer API Gateway's events."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from typing import Any
+
+import pytest
+
+from conftest import TABLE_NAME, FakeClock, reset_runtime
+from flowsignals import InvalidSignalRequest
+from flowsignals.core.links import ApprovalLink, BadLinkToken, LinkAction, LinkToken
+from flowsignals.testing import FakeLambdaContext, http_api_event
+from template_yaml import load_handler
+
+KEY = {"keyId": "test", "key": "k" * 40}
+BASE = "https://approvals.example.com/base"
+RUN = "order-1234"
+MINT = "POST /runs/{runId}/signals/{signalName}/links"
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+
+
+@pytest.fixture
+def links(fresh_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("LINK_KEY", json.dumps(KEY))
+    monkeypatch.setenv("LINK_BASE_URL", BASE)
+    reset_runtime()
+    return fresh_runtime
+
+
+def call(route: str, parameters: dict[str, str], body: Any = None) -> dict[str, Any]:
+    text = None if body is None else json.dumps(body)
+    answer: dict[str, Any] = load_handler(route)(
+        http_api_event(route, parameters, body=text), FakeLambdaContext()
+    )
+    return answer
+
+
+def mint(signal: str = "approve", run: str = RUN, **body: Any) -> dict[str, str]:
+    answer = call(MINT, {"runId": run, "signalName": signal}, body)
+    assert answer["statusCode"] == 200, answer["body"]
+    minted: dict[str, str] = json.loads(answer["body"])["links"]
+    return minted
+
+
+def token_of(url: str) -> str:
+    assert url.startswith(BASE + "/approvals/")
+    return url.rpartition("/")[2]
+
+
+def page(method: str, url: str) -> dict[str, Any]:
+    return call(f"{method} /approvals/{{token}}", {"token": token_of(url)})
+
+
+def text_of(answer: dict[str, Any]) -> str:
+    """The page's words, without markup."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", answer["body"])).split())
+
+
+def register(step: str = "manager-approval", signal: str = "approve", run: str = RUN) -> None:
+    answer = call(
+        "PUT /runs/{runId}/waiters/{stepKey}",
+        {"runId": run, "stepKey": step},
+        {"signalName": signal, "timeoutSeconds": 3600},
+    )
+    assert answer["statusCode"] == 200, answer["body"]
+
+
+def waiter(step: str = "manager-approval", run: str = RUN) -> dict[str, Any]:
+    answer = call("GET /runs/{runId}/waiters/{stepKey}", {"runId": run, "stepKey": step})
+    view: dict[str, Any] = json.loads(answer["body"])
+    return view
+
+
+# --- minting ------------------------------------------------------------------------------
+
+
+def test_default_links_approve_and_reject_and_expire_in_three_days(links: Any) -> None:
+    before = datetime.now(UTC)
+    answer = call(MINT, {"runId": RUN, "signalName": "approve"})
+    body = json.loads(answer["body"])
+    assert set(body["links"]) == {"approve", "reject"}
+    expires = datetime.fromisoformat(body["expiresAt"])
+    # Whole seconds, counted from the request.
+    assert timedelta(days=3, seconds=-1) <= expires - before <= timedelta(days=3, seconds=1)
+    for url in body["links"].values():
+        assert len(url.encode()) < 2048
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+", token_of(url)), "URL-safe, nothing to encode"
+
+
+def test_a_token_stays_short_whatever_the_link_holds(links: Any) -> None:
+    longest = "名" * 256
+    actions = {
+        f"a{i}": {"label": longest, "failure": {"error": "E" * 256, "cause": "c" * 32768}}
+        for i in range(10)
+    }
+    urls = mint(longest, run=longest, approver=longest, actions=actions)
+    assert len(urls) == 10
+    assert max(len(token_of(url)) for url in urls.values()) < 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"expiresInSeconds": 0}, "expiresInSeconds"),
+        ({"expiresInSeconds": 2_592_001}, "expiresInSeconds"),
+        ({"expiresInSeconds": "60"}, "expiresInSeconds"),
+        ({"approver": "a" * 257}, "approver"),
+        ({"approver": "ana\nbob"}, "approver"),
+        ({"actions": {}}, "actions"),
+        ({"actions": {"no spaces": {}}}, "actions.no spaces.[key]"),
+        ({"actions": {f"a{i}": {} for i in range(11)}}, "actions"),
+        ({"actions": {"ok": {"payload": "x" * 4097}}}, "actions.ok.payload"),
+        ({"actions": {"ok": {"payload": 1, "failure": {"error": "E"}}}}, "actions.ok"),
+        ({"actions": {"ok": {"failure": {"cause": "no error"}}}}, "actions.ok.failure.error"),
+        ({"approvers": "typo"}, "approvers"),
+    ],
+)
+def test_a_bad_minting_request_is_400_and_mints_nothing(
+    links: Any, body: dict[str, Any], field: str
+) -> None:
+    answer = call(MINT, {"runId": RUN, "signalName": "approve"}, body)
+    assert answer["statusCode"] == 400
+    problem = json.loads(answer["body"])
+    assert problem["code"] == "InvalidRequest"
+    assert problem["detail"].startswith(field + ":"), problem["detail"]
+    assert links.scan(TableName=TABLE_NAME)["Items"] == []
+
+
+def test_the_links_function_mints_for_a_state_machine_and_refuses_bad_events(links: Any) -> None:
+    handler = load_handler("LinksFunction")
+    answer = handler({"runId": RUN, "signalName": "approve"}, FakeLambdaContext())
+    assert set(answer["links"]) == {"approve", "reject"}
+    with pytest.raises(InvalidSignalRequest) as raised:
+        handler(
+            {"runId": RUN, "signalName": "approve", "expiresInSeconds": -1}, FakeLambdaContext()
+        )
+    assert type(raised.value).__name__ == "InvalidSignalRequest"
+    assert "expiresInSeconds" in str(raised.value)
+
+
+def test_the_approvals_function_answers_pages_only(links: Any) -> None:
+    with pytest.raises(InvalidSignalRequest):
+        load_handler("ApprovalsFunction")({"runId": RUN}, FakeLambdaContext())
+
+
+# --- opening and clicking -----------------------------------------------------------------
+
+
+def test_opening_shows_what_a_click_does_and_changes_nothing(links: Any) -> None:
+    urls = mint(approver="ana@example.com")
+    register()
+    for _ in range(3):  # a mail scanner fetches every link, maybe more than once
+        for url in urls.values():
+            shown, head = page("GET", url), page("HEAD", url)
+            assert shown["statusCode"] == head["statusCode"] == 200
+            assert head["body"] == ""
+            assert head["headers"] == shown["headers"]
+    assert waiter()["state"] == "Waiting"
+    words = text_of(page("GET", urls["approve"]))
+    for fact in ("Approve?", "manager-approval", RUN, "ana@example.com", "Link works until"):
+        assert fact in words
+    assert '<form method="post">' in page("GET", urls["approve"])["body"]
+
+
+def test_a_click_delivers_once_and_a_second_click_is_a_replay(links: Any) -> None:
+    urls = mint(approver="ana@example.com")
+    register()
+    first = page("POST", urls["approve"])
+    assert first["statusCode"] == 200
+    assert "Done: Approve" in text_of(first)
+    delivered = waiter()
+    assert delivered["payload"] == {"approved": True}
+    assert delivered["deliveredBy"] == "ana@example.com"
+    again = page("POST", urls["approve"])
+    assert again["statusCode"] == 200
+    assert "changed nothing" in text_of(again)
+    assert waiter() == delivered
+    # The other link, and a later look at either, say who decided what and when.
+    for answer in (page("POST", urls["reject"]), page("GET", urls["reject"])):
+        assert answer["statusCode"] == 409
+        words = text_of(answer)
+        assert "Already decided" in words and "Approve" in words and "ana@example.com" in words
+    assert waiter() == delivered
+
+
+def test_reject_delivers_the_rejected_failure_and_anonymous_links_record_link(links: Any) -> None:
+    urls = mint()
+    register()
+    assert page("POST", urls["reject"])["statusCode"] == 200
+    rejected = waiter()
+    assert rejected["failure"] == {"error": "Rejected", "cause": None}
+    assert rejected["payload"] is None and rejected["deliveredBy"] == "link"
+
+
+def test_custom_actions_deliver_their_payload(links: Any) -> None:
+    urls = mint(actions={"ship": {"label": "Ship it", "payload": {"carrier": "dhl"}}})
+    register()
+    assert "Ship it?" in text_of(page("GET", urls["ship"]))
+    assert page("POST", urls["ship"])["statusCode"] == 200
+    assert waiter()["payload"] == {"carrier": "dhl"}
+
+
+def test_no_step_waiting_and_a_step_that_stopped_waiting(links: Any) -> None:
+    urls = mint()
+    early = page("POST", urls["approve"])
+    assert early["statusCode"] == 404 and "Nothing to decide" in text_of(early)
+    call(
+        "PUT /runs/{runId}/waiters/{stepKey}",
+        {"runId": RUN, "stepKey": "manager-approval"},
+        {"signalName": "approve", "expiresAt": "2020-01-01T00:00:00Z"},
+    )
+    for method in ("GET", "POST"):
+        late = page(method, urls["approve"])
+        assert late["statusCode"] == 410 and "Too late" in text_of(late)
+    assert waiter()["state"] == "Expired"
+
+
+def sign(link_id: str, action: str, expires_at: datetime, key: dict[str, str] = KEY) -> str:
+    token = LinkToken(link_id, action, expires_at).sign(key["keyId"], key["key"].encode())
+    return f"{BASE}/approvals/{token}"
+
+
+def test_forged_altered_and_unknown_tokens_are_refused_without_detail(links: Any) -> None:
+    url = mint()["approve"]
+    register()
+    link_id = LinkToken.read(token_of(url), lambda _: KEY["key"].encode()).link_id
+    later = datetime.now(UTC) + timedelta(days=1)
+    body, signature = token_of(url).split(".")
+    flipped = body[:-1] + ("A" if body[-1] != "A" else "B")
+    refused = [
+        sign(link_id, "approve", later, {"keyId": "test", "key": "other" * 10}),  # forged
+        sign(link_id, "approve", later, {"keyId": "other", "key": KEY["key"]}),  # unknown key id
+        sign(link_id, "approve", later) + "x",  # altered signature
+        f"{BASE}/approvals/{flipped}.{signature}",  # altered body
+        sign("0" * 32, "approve", later),  # signed, but no such link
+        sign(link_id, "ship", later),  # signed, but no such action
+        f"{BASE}/approvals/not-a-token",
+        f"{BASE}/approvals/{'a' * 3000}",
+    ]
+    for forged in refused:
+        for method in ("GET", "HEAD", "POST"):
+            answer = page(method, forged)
+            assert answer["statusCode"] == 403, (forged, answer["statusCode"])
+            assert method == "HEAD" or "not valid" in text_of(answer)
+    assert waiter()["state"] == "Waiting"
+
+
+def test_an_expired_link_says_so_and_changes_nothing(links: Any) -> None:
+    url = mint()["approve"]
+    register()
+    link_id = LinkToken.read(token_of(url), lambda _: KEY["key"].encode()).link_id
+    expired = sign(link_id, "approve", datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+    for method in ("GET", "POST"):
+        answer = page(method, expired)
+        assert answer["statusCode"] == 410
+        assert "expired" in text_of(answer) and "2026-01-02 03:04 UTC" in text_of(answer)
+    assert waiter()["state"] == "Waiting"
+
+
+def test_every_page_is_uncached_unindexed_unframed_and_scriptless(links: Any) -> None:
+    urls = mint()
+    register()
+    answers = [
+        page("GET", urls["approve"]),
+        page("POST", urls["approve"]),
+        call("GET /approvals/{token}", {"token": "x"}),
+    ]
+    for answer in answers:
+        headers = answer["headers"]
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
+        assert PAGE_HEADERS.items() <= headers.items()
+        policy = dict(
+            part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";")
+        )
+        assert policy["default-src"] == "'none'" and "script-src" not in policy
+        assert policy["frame-ancestors"] == "'none'" and policy["form-action"] == "'self'"
+        assert "<script" not in answer["body"].lower()
+
+
+def test_markup_in_names_stays_inert(links: Any) -> None:
+    evil = '<img src=x onerror="alert(1)">&amp;'
+    run = "<script>alert('run')</script>"
+    urls = mint(evil, run=run, approver=evil, actions={"go": {"label": evil}})
+    register(step=evil, signal=evil, run=run)
+    for answer in (page("GET", urls["go"]), page("POST", urls["go"]), page("GET", urls["go"])):
+        body = answer["body"]
+        assert "<img" not in body and "<script" not in body
+        assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;amp;" in body
+        assert evil in text_of(answer)
+
+
+# --- the token and the link store ---------------------------------------------------------
+
+
+def test_a_token_reads_back_only_under_its_key_and_in_its_one_spelling() -> None:
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    token = LinkToken("a" * 32, "approve", expires).sign("k1", b"s" * 32)
+    assert LinkToken.read(token, {"k1": b"s" * 32}.get) == LinkToken("a" * 32, "approve", expires)
+    for wrong in (token + "=", token.replace(".", ".."), token[:-1], " " + token, token.upper()):
+        with pytest.raises(BadLinkToken):
+            LinkToken.read(wrong, {"k1": b"s" * 32}.get)
+    with pytest.raises(BadLinkToken):
+        LinkToken.read(token, {"k2": b"s" * 32}.get)
+
+
+def test_every_backend_keeps_links_by_id(store: Any, clock: FakeClock) -> None:
+    """Every backend is also an ``ApprovalLinkStore``."""
+    now = clock()
+    link = ApprovalLink(
+        link_id="b" * 32,
+        run_id="run",
+        signal_name="approve",
+        approver="ana",
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+        actions={"reject": LinkAction(label="No", failure={"error": "Rejected", "cause": "c"})},
+    )
+    assert store.get_link(link.link_id) is None
+    store.save_link(link)
+    assert store.get_link(link.link_id) == link
+    assert store.list_waiters("run") == [], "a link is no waiter of any run"
