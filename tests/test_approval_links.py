@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 
+import boto3
 import pytest
 
 from conftest import TABLE_NAME, FakeClock, reset_runtime
-from flowsignals import InvalidSignalRequest
+from flowsignals import FlowSignalError, InvalidSignalRequest
 from flowsignals.core.links import ApprovalLink, BadLinkToken, LinkAction, LinkToken
+from flowsignals.lambdas.link_keys import SecretsManagerLinkKeys
 from flowsignals.testing import FakeLambdaContext, http_api_event
 from template_yaml import load_handler
 
@@ -328,3 +330,39 @@ def test_every_backend_keeps_links_by_id(store: Any, clock: FakeClock) -> None:
     store.save_link(link)
     assert store.get_link(link.link_id) == link
     assert store.list_waiters("run") == [], "a link is no waiter of any run"
+
+
+def test_a_rotated_secret_signs_with_the_new_key_and_still_reads_the_old(
+    fresh_runtime: Any,
+) -> None:
+    """The stack's secret: AWSCURRENT signs, AWSPREVIOUS still verifies, older keys do not."""
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name="links", SecretString=json.dumps(KEY))["ARN"]
+    keys = SecretsManagerLinkKeys(arn, client=secrets)
+    assert keys.signing_key().keyId == "test"
+    assert keys.key_for("test") == KEY["key"].encode()
+    assert keys.key_for("k2") is None  # never rotated: no previous version
+
+    rotated = {"keyId": "k2", "key": "n" * 40}
+    secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(rotated))
+    keys = SecretsManagerLinkKeys(arn, client=secrets)  # a new process (or 5 minutes later)
+    assert keys.signing_key().keyId == "k2"
+    assert keys.key_for("k2") == b"n" * 40
+    assert keys.key_for("test") == KEY["key"].encode()  # links minted before still work
+
+    secrets.put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"keyId": "k3", "key": "m" * 40})
+    )
+    keys = SecretsManagerLinkKeys(arn, client=secrets)
+    assert keys.key_for("test") is None  # two rotations ago
+
+
+def test_a_malformed_secret_is_a_configuration_error_that_never_shows_the_key(
+    fresh_runtime: Any,
+) -> None:
+    secrets = boto3.client("secretsmanager")
+    secret = json.dumps({"keyId": "has space", "key": "short-and-secret"})
+    arn = secrets.create_secret(Name="bad", SecretString=secret)["ARN"]
+    with pytest.raises(FlowSignalError) as raised:
+        SecretsManagerLinkKeys(arn, client=secrets).signing_key()
+    assert "misconfigured" in str(raised.value) and "short-and-secret" not in str(raised.value)
