@@ -12,9 +12,14 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
+from aws_lambda_powertools import Metrics
 
 from conftest import Backend, FakeClock, dynamodb_local_client, make_backend
 from flowsignals import DynamoDBFlowSignalStore, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals.lambdas.approvals import ApprovalService, Outcome
+from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey
+from flowsignals.lambdas.link_schemas import MintLinksBody
+from flowsignals.lambdas.service import SignalService
 
 THREADS = 24
 TRIALS = 5
@@ -257,3 +262,30 @@ def test_a_crowd_on_one_waiter_gets_one_delivery_and_no_unavailability(
     }
     stored = store.get_waiter(run, "approve-step")
     assert stored is not None and stored.payload_json == f'{{"delivery": {winner}}}'
+
+
+def test_ten_clicks_on_approve_and_reject_links_decide_once(
+    race_backend: Backend, clock: FakeClock
+) -> None:
+    """Two people, five clicks each, on the two links of one approval: one decision."""
+    store: Any = race_backend.store
+    metrics = Metrics(namespace="FlowSignalsTest")
+    key = LinkKey(keyId="race", key="r" * 40)
+    approvals = ApprovalService(
+        SignalService(store, metrics), store, store, FixedLinkKeys(key), clock
+    )
+    for _ in range(TRIALS):
+        run = f"run-{uuid4()}"
+        store.register_waiter(run, "approval", "approve")
+        urls = approvals.mint(run, "approve", MintLinksBody(), "https://x")["links"]
+        tokens = [url.rpartition("/")[2] for url in urls.values()]
+        clicks = [partial(approvals.decide, tokens[i % 2]) for i in range(10)]
+        outcomes = all_at_once(clicks)
+        fresh = [o for o in outcomes if o.outcome is Outcome.DONE and not o.replayed]
+        assert len(fresh) == 1, Counter((o.action, o.outcome, o.replayed) for o in outcomes)
+        winner = fresh[0].action
+        for outcome in outcomes:
+            expected = Outcome.DONE if outcome.action == winner else Outcome.DECIDED
+            assert outcome.outcome is expected
+        delivered = store.get_waiter(run, "approval")
+        assert delivered.idempotency_key == f"link:{fresh[0].link.link_id}:{winner}"
