@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,7 @@ from flowsignals import (
 from flowsignals.client import FlowSignalsClient
 from flowsignals.client import client as client_module
 from flowsignals.client.cli import main
+from flowsignals.core.links import LinkAction
 
 SUBCOMMANDS = ("register", "deliver", "fail", "get", "list", "remove", "link")
 
@@ -616,7 +619,10 @@ def test_the_cli_reads_a_payload_from_a_file(
         (["register", "run", "s", "go", "--expires-at", "2030-01-01T00:00:00"], 2, "offset"),
         (["deliver", "run", "go", "--buffer-seconds", "0"], 2, "at least 1"),
         (["deliver", "run", "go", "--payload-file", "/nonexistent/payload.json"], 2, "cannot read"),
-        (["link", "a", "b"], 2, "not available in this version"),
+        (["link", "a", "b", "--expires-in-seconds", "0"], 2, "at least 1"),
+        (["link", "a", "b", "--actions", "[1]"], 2, "must be a JSON object"),
+        (["link", "a", "b", "--approver", "x" * 300], 2, "approver"),
+        (["link", "a", "b", "--actions", '{"bad name": {}}'], 2, "actions.bad name"),
         ([], 2, "give a command"),
     ],
 )
@@ -687,3 +693,30 @@ def test_the_console_script_in_a_subprocess(base_url: str, run: str) -> None:
     assert code == 2 and out is None and "runId" in err
     code, out, err = flowsignals("get", run, "step", FLOWSIGNALS_API_URL=closed_port_url())
     assert code == 3 and out is None and "unavailable" in err
+
+
+def test_links_minted_by_the_client_and_the_cli_open_and_decide(
+    client: FlowSignalsClient, base_url: str, run: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ship = LinkAction(label="Ship it", payload_json='{"carrier": "dhl"}')
+    minted = client.create_links(
+        run, "go", expires_in=timedelta(hours=1), approver="ana", actions={"ship": ship}
+    )
+    assert set(minted.links) == {"ship"}
+    assert minted.expires_at - datetime.now(UTC) <= timedelta(hours=1, seconds=1)
+    client.register_waiter(run, "step", "go")
+    with urllib.request.urlopen(minted.links["ship"]) as page:  # a GET: looks only
+        assert page.status == 200 and "Ship it?" in page.read().decode()
+    waiting = client.get_waiter(run, "step")
+    assert waiting is not None and waiting.delivered_at is None
+    with urllib.request.urlopen(minted.links["ship"], data=b"") as page:  # the button: a POST
+        assert page.status == 200
+    waiter = client.get_waiter(run, "step")
+    assert waiter is not None and waiter.payload_json == '{"carrier": "dhl"}'
+    assert waiter.delivered_by == "ana"
+
+    code, printed, _ = cli(capsys, "--api-url", base_url, "link", run, "go", "--approver", "bo")
+    assert code == 0 and set(printed["links"]) == {"approve", "reject"}
+    with pytest.raises(urllib.error.HTTPError) as decided:  # the step was decided above
+        urllib.request.urlopen(printed["links"]["reject"], data=b"")
+    assert decided.value.code == 409

@@ -18,7 +18,9 @@ from flowsignals.client.client import (
     FlowSignalsClient,
 )
 from flowsignals.core.errors import FlowSignalError, InvalidSignalRequest, StoreUnavailable
+from flowsignals.core.links import LinkAction
 from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus, SignalFailure
+from flowsignals.core.values import format_timestamp
 from flowsignals.lambdas.schemas import delivery_result_view, signal_view, waiter_view
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
@@ -56,6 +58,7 @@ examples:
   flowsignals get order-1 manager-approval
   flowsignals list order-1
   flowsignals remove order-1 manager-approval
+  flowsignals link order-1 approve --approver ana@example.com   # links to send a person
 
 where:
   the API's URL is --api-url, else ${API_URL_VARIABLE}, else {DEFAULT_API_URL} (make run).
@@ -190,6 +193,40 @@ def _get(client: FlowSignalsClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _actions(text: str) -> dict[str, LinkAction]:
+    """The API's actions map, as the client takes it."""
+    try:
+        actions = json.loads(text)
+        if not isinstance(actions, dict):
+            raise ValueError
+        return {
+            str(name): LinkAction(
+                label=spec.get("label") or name,
+                payload_json=None if "failure" in spec else json.dumps(spec.get("payload", {})),
+                failure=spec.get("failure"),
+            )
+            for name, spec in actions.items()
+        }
+    except (ValueError, TypeError, AttributeError):
+        raise argparse.ArgumentTypeError(
+            'must be a JSON object: {name: {"label"?, "payload"?} or {"label"?, "failure"}}'
+        ) from None
+
+
+def _link(client: FlowSignalsClient, args: argparse.Namespace) -> int:
+    minted = client.create_links(
+        args.run_id,
+        args.signal_name,
+        expires_in=None
+        if args.expires_in_seconds is None
+        else timedelta(seconds=args.expires_in_seconds),
+        approver=args.approver,
+        actions=args.actions,
+    )
+    _emit({"links": minted.links, "expiresAt": format_timestamp(minted.expires_at)})
+    return EXIT_OK
+
+
 def _list(client: FlowSignalsClient, args: argparse.Namespace) -> int:
     if args.signals:
         _emit({"signals": [signal_view(s) for s in client.list_buffered_signals(args.run_id)]})
@@ -211,7 +248,7 @@ Command = Callable[[FlowSignalsClient, argparse.Namespace], int]
 
 
 def _subcommand(
-    commands: Any, name: str, help_text: str, examples: str, command: Command | None
+    commands: Any, name: str, help_text: str, examples: str, command: Command
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
@@ -380,11 +417,30 @@ def build_parser() -> argparse.ArgumentParser:
     link = _subcommand(
         commands,
         "link",
-        "link runs (not available in this version)",
-        "  (none: links are not built yet)\n",
-        None,
+        "mint approval links: one URL per action, for a person without an AWS identity",
+        "  flowsignals link order-1 approve --approver ana@example.com\n"
+        "  flowsignals link order-1 approve --expires-in-seconds 3600 \\\n"
+        '      --actions \'{"ship": {"label": "Ship it", "payload": {"carrier": "dhl"}}}\'\n'
+        "\nPrints {links: {action: url}, expiresAt}. Opening a link changes nothing; its"
+        ' button\ndelivers the action once. Default actions: approve ({"approved": true})'
+        " and reject\n(failure Rejected).\n",
+        _link,
     )
-    link.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    link.add_argument("run_id", metavar="RUN", help="the run's id (its step need not wait yet)")
+    link.add_argument("signal_name", metavar="SIGNAL", help="the signal a click delivers")
+    link.add_argument("--approver", help="who decides: shown on the page, recorded as deliveredBy")
+    link.add_argument(
+        "--expires-in-seconds",
+        type=_positive_int,
+        metavar="N",
+        help="the links work N seconds (default 259200: 3 days; at most 2592000)",
+    )
+    link.add_argument(
+        "--actions",
+        type=_actions,
+        metavar="JSON",
+        help='{name: {"label"?, "payload"?} or {"label"?, "failure": {"error", "cause"?}}}',
+    )
     return parser
 
 
@@ -412,13 +468,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.name is None:
         parser.print_usage(sys.stderr)
         print("flowsignals: error: give a command (flowsignals --help lists them)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.command is None:
-        print(
-            f"flowsignals {args.name}: linking runs is not available in this version of"
-            " flowsignals",
-            file=sys.stderr,
-        )
         return EXIT_BAD_INPUT
     try:
         command: Command = args.command

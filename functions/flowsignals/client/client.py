@@ -36,6 +36,7 @@ from flowsignals.core.errors import (
     PayloadTooLarge,
     StoreUnavailable,
 )
+from flowsignals.core.links import LinkAction, MintedLinks
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
@@ -111,6 +112,16 @@ def _segment(field: str, value: UUID | str) -> str:
 def _json_body(data: Mapping[str, Any]) -> bytes:
     # ASCII escapes: a lone surrogate reaches the API as \udXXX, which it refuses by name.
     return json.dumps(data).encode("ascii")
+
+
+def _action_body(action: LinkAction) -> dict[str, Any]:
+    if action.failure is not None:
+        return {"label": action.label, "failure": action.failure.model_dump(exclude_none=True)}
+    try:
+        payload = json.loads(action.payload_json or "{}")
+    except ValueError:
+        raise InvalidSignalRequest("actions: a payload_json must be JSON text") from None
+    return {"label": action.label, "payload": payload}
 
 
 def _instant(value: Any) -> datetime | None:
@@ -423,6 +434,40 @@ class FlowSignalsClient:
         if not isinstance(signals, list):
             raise FlowSignalError("list_buffered_signals: the API answered no list of signals")
         return [_buffered_signal(item) for item in signals]
+
+    def create_links(
+        self,
+        run_id: UUID | str,
+        signal_name: str,
+        *,
+        expires_in: timedelta | None = None,
+        approver: str | None = None,
+        actions: Mapping[str, LinkAction] | None = None,
+    ) -> MintedLinks:
+        """Approval links for a person without an AWS identity: one URL per action (default
+        ``approve`` → ``{"approved": true}``, ``reject`` → failure ``Rejected``). Opening one
+        shows what a click does and changes nothing; its button delivers the action once.
+        ``expires_in`` is whole seconds over HTTP, rounded up (default 3 days, at most 30)."""
+        body: dict[str, Any] = {}
+        if expires_in is not None:
+            if not isinstance(expires_in, timedelta):
+                raise InvalidSignalRequest("expires_in: must be a timedelta")
+            body["expiresInSeconds"] = math.ceil(expires_in.total_seconds())
+        if approver is not None:
+            body["approver"] = approver
+        if actions is not None:
+            body["actions"] = {name: _action_body(action) for name, action in actions.items()}
+        path = (
+            f"/runs/{_segment('runId', run_id)}/signals/{_segment('signalName', signal_name)}/links"
+        )
+        answer = self._call("create_links", "POST", path, body=_json_body(body))
+        if answer.status != 200:
+            raise self._error("create_links", answer)
+        try:
+            expires_at = parse_timestamp(str(answer.field("expiresAt")))
+            return MintedLinks(links=answer.field("links"), expires_at=expires_at)
+        except ValueError:
+            raise FlowSignalError("create_links: the API answered no links") from None
 
     # --- requests --------------------------------------------------------------------------
 

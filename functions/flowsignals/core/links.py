@@ -58,6 +58,15 @@ class ApprovalLink(BaseModel):
         return f"link:{self.link_id}:{action}"
 
 
+class MintedLinks(BaseModel):
+    """Links as minted: one URL per action, all working until ``expires_at``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    links: dict[str, str]
+    expires_at: AwareDatetime
+
+
 class ApprovalLinkStore(Protocol):
     """Where minted links are kept until their tokens expire."""
 
