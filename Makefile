@@ -43,8 +43,8 @@ lint: $(INSTALLED) ## ruff, ruff format --check, mypy --strict, cfn-lint
 	$(BIN)/cfn-lint template.yaml --parameters $(DASHBOARD_PARAMETERS)
 
 # The HTTP API of template.yaml at http://127.0.0.1:$${PORT:-3000}, on embedded DynamoDB
-# (moto) unless DYNAMODB_ENDPOINT names one.
-run: $(INSTALLED) ## Serve the HTTP API on http://127.0.0.1:3000 (PORT, DYNAMODB_ENDPOINT)
+# (moto) unless DYNAMODB_ENDPOINT names one; CORS for the origins CORS_ALLOW_ORIGINS names.
+run: $(INSTALLED) ## Serve the HTTP API on http://127.0.0.1:3000 (PORT, DYNAMODB_ENDPOINT, CORS_ALLOW_ORIGINS)
 	$(BIN)/python infra/local_server.py
 
 # The test session starts DynamoDB Local on a free port and stops it at the end.
