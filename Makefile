@@ -31,15 +31,20 @@ lock: ## Refresh constraints.txt to the newest versions pyproject.toml allows
 dynamodb-local: $(INSTALLED) ## Fetch DynamoDB Local once (npm package amplify-dynamodb-simulator)
 	$(BIN)/python infra/dynamodb_local.py fetch || echo "WARNING: DynamoDB Local not fetched"
 
+# cfn-lint twice: with the defaults (no CORS, no dashboard API) and with both switched on.
+DASHBOARD_PARAMETERS := CorsAllowOrigins=https://dashboard.example.com,http://localhost:5173 \
+	JwtIssuer=https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE JwtAudience=example-client-id
+
 lint: $(INSTALLED) ## ruff, ruff format --check, mypy --strict, cfn-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml --parameters $(DASHBOARD_PARAMETERS)
 
 # The HTTP API of template.yaml at http://127.0.0.1:$${PORT:-3000}, on embedded DynamoDB
-# (moto) unless DYNAMODB_ENDPOINT names one.
-run: $(INSTALLED) ## Serve the HTTP API on http://127.0.0.1:3000 (PORT, DYNAMODB_ENDPOINT)
+# (moto) unless DYNAMODB_ENDPOINT names one; CORS for the origins CORS_ALLOW_ORIGINS names.
+run: $(INSTALLED) ## Serve the HTTP API on http://127.0.0.1:3000 (PORT, DYNAMODB_ENDPOINT, CORS_ALLOW_ORIGINS)
 	$(BIN)/python infra/local_server.py
 
 # The test session starts DynamoDB Local on a free port and stops it at the end.

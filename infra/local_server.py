@@ -8,7 +8,12 @@ Bodies are read however framed (Content-Length or chunked); a malformed request 
 {"message": "Bad Request"}, as API Gateway answers it. IAM auth is not enforced locally.
 Approval links are signed with a key made at start (LINK_KEY, unless set) and point here.
 
-    python infra/local_server.py            # PORT and DYNAMODB_ENDPOINT from the environment
+CORS_ALLOW_ORIGINS (comma-separated; unset or empty: no CORS, the template's default) turns on
+CORS as API Gateway does it with the template's CorsConfiguration (methods, headers, max age
+read from template.yaml): preflights are answered here, never by a handler, and answers to an
+allowed origin carry Access-Control-Allow-Origin.
+
+    python infra/local_server.py    # PORT, DYNAMODB_ENDPOINT, CORS_ALLOW_ORIGINS from the env
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 import boto3
 
 from flowsignals.testing import FakeLambdaContext, create_waiter_table, http_api_event
-from template_yaml import http_routes, load_handler
+from template_yaml import cors_configuration, http_routes, load_handler
 
 TABLE_NAME = "flowsignals-local"
 NOT_FOUND = json.dumps({"message": "Not Found"}).encode()
@@ -79,6 +84,60 @@ class Route:
         return {name: unquote(value, errors="strict") for name, value in found.groupdict().items()}
 
 
+@dataclass(frozen=True)
+class Cors:
+    """CORS as API Gateway answers it for an HTTP API with a CorsConfiguration."""
+
+    origins: frozenset[str]
+    methods: str
+    headers: str
+    expose_headers: str
+    max_age: str
+
+    @classmethod
+    def from_template(cls, allow_origins: str) -> Cors | None:
+        """The template's CorsConfiguration with these origins (as CorsAllowOrigins would be
+        given), or None when there are none: the template then has no CORS either."""
+        if not allow_origins.strip():
+            return None
+        configuration = cors_configuration()
+        return cls(
+            origins=frozenset(origin.strip() for origin in allow_origins.split(",")),
+            methods=",".join(configuration["AllowMethods"]),
+            headers=",".join(configuration["AllowHeaders"]),
+            expose_headers=",".join(configuration["ExposeHeaders"]),
+            max_age=str(configuration["MaxAge"]),
+        )
+
+    def allowed(self, origin: str | None) -> str | None:
+        """The Access-Control-Allow-Origin for a request from ``origin``, if it is allowed."""
+        if "*" in self.origins:
+            return "*"
+        return origin if origin in self.origins else None
+
+    def preflight(self, origin: str | None) -> dict[str, str]:
+        """The headers of a preflight's 204: none for an origin that is not allowed."""
+        allowed = self.allowed(origin)
+        if allowed is None:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": allowed,
+            "Access-Control-Allow-Methods": self.methods,
+            "Access-Control-Allow-Headers": self.headers,
+            "Access-Control-Max-Age": self.max_age,
+        }
+
+    def answer(self, origin: str | None) -> dict[str, str]:
+        """The headers added to any other answer to ``origin``."""
+        allowed = self.allowed(origin)
+        if allowed is None:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": allowed,
+            "Access-Control-Expose-Headers": self.expose_headers,
+        }
+
+
 def load_routes() -> list[Route]:
     routes = []
     for route_key, (module, function) in http_routes().items():
@@ -95,6 +154,7 @@ class _Server(ThreadingHTTPServer):
 
 class _ApiHandler(BaseHTTPRequestHandler):
     routes: ClassVar[list[Route]] = []
+    cors: ClassVar[Cors | None] = None
     # Held around each handler call: the handlers run as Lambda runs them, one invocation per
     # process at a time (Powertools' resolver keeps the current request in module state), and
     # embedded moto is not atomic under threads (two conditional writes could both succeed).
@@ -110,6 +170,15 @@ class _ApiHandler(BaseHTTPRequestHandler):
         except _Unreadable as error:
             self.send_error(error.status)
             return
+        origin = self.headers.get("Origin")
+        if (
+            self.cors is not None
+            and self.command == "OPTIONS"
+            and origin is not None
+            and "Access-Control-Request-Method" in self.headers
+        ):
+            self._send(HTTPStatus.NO_CONTENT, self.cors.preflight(origin), b"")
+            return
         target = urlsplit(self.path)
         for route in self.routes:
             try:
@@ -120,7 +189,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
             if parameters is not None:
                 break
         else:
-            self._send(404, {"Content-Type": "application/json"}, NOT_FOUND)
+            self._send(404, self._with_cors({"Content-Type": "application/json"}), NOT_FOUND)
             return
         body: str | bytes | None = raw or None
         if raw:
@@ -135,7 +204,15 @@ class _ApiHandler(BaseHTTPRequestHandler):
             answer = route.handler(event, FakeLambdaContext())
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode()
-        self._send(answer["statusCode"], answer.get("headers") or {}, data)
+        self._send(answer["statusCode"], self._with_cors(answer.get("headers") or {}), data)
+
+    def _with_cors(self, headers: dict[str, str]) -> dict[str, str]:
+        """An answer's headers as API Gateway sends them with CORS configured: the handler's
+        own CORS headers ignored, the configured ones added for an allowed origin."""
+        if self.cors is None:
+            return headers
+        kept = {k: v for k, v in headers.items() if not k.lower().startswith("access-control-")}
+        return kept | self.cors.answer(self.headers.get("Origin"))
 
     def _read_body(self) -> bytes:
         """The body, framed by Content-Length or chunked (RFC 9112 §6.3), or none."""
@@ -258,11 +335,18 @@ def main() -> None:
     endpoint = os.environ.get("DYNAMODB_ENDPOINT")
     with server, dynamodb(endpoint) as description:
         _ApiHandler.routes = load_routes()
+        _ApiHandler.cors = cors = Cors.from_template(os.environ.get("CORS_ALLOW_ORIGINS", ""))
         run = "3f2b8c1e-7d4a-4b9e-9c55-0a1b2c3d4e5f"
         print(f"flowsignals HTTP API listening on {base}", flush=True)
         print(f"  routes from template.yaml: {', '.join(r.route_key for r in _ApiHandler.routes)}")
         print(f"  DynamoDB: {description}")
         print("  IAM auth (AWS_IAM on every deployed route) is NOT enforced locally.")
+        if cors is None:
+            print("  CORS: off (CORS_ALLOW_ORIGINS=https://dashboard.example.com,... turns it on)")
+        else:
+            print(
+                f"  CORS: for {', '.join(sorted(cors.origins))} (template.yaml's CorsConfiguration)"
+            )
         print("Try:")
         register = '{"signalName": "approve", "timeoutSeconds": 3600}'
         print(

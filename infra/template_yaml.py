@@ -4,6 +4,7 @@ local server and the tests)."""
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,52 @@ def functions() -> dict[str, dict[str, Any]]:
     }
 
 
+def route_functions(api: str | None = None) -> dict[str, str]:
+    """``"METHOD /path"`` → the function (logical id) of every HttpApi event, or of those on
+    the API ``api`` names (``HttpApi``: the IAM API; ``ApprovalsApi``: the approval pages)."""
+    return {
+        f"{event['Properties']['Method']} {event['Properties']['Path']}": name
+        for name, function in functions().items()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+        and (api is None or event["Properties"]["ApiId"] == {"Ref": api})
+    }
+
+
 def http_routes() -> dict[str, tuple[str, str]]:
     """``"METHOD /path"`` → (handler module, function) for every HttpApi event."""
+    handlers = {name: f["Properties"]["Handler"] for name, f in functions().items()}
     routes = {}
-    for function in functions().values():
-        module, _, handler = function["Properties"]["Handler"].rpartition(".")
-        for event in function["Properties"].get("Events", {}).values():
-            if event["Type"] == "HttpApi":
-                properties = event["Properties"]
-                routes[f"{properties['Method']} {properties['Path']}"] = (module, handler)
+    for route, name in route_functions().items():
+        module, _, handler = handlers[name].rpartition(".")
+        routes[route] = (module, handler)
     return routes
+
+
+def dashboard_routes() -> dict[str, str]:
+    """``"METHOD /path"`` → the function (logical id) each DashboardApi route invokes, through
+    the integration its Target names."""
+    resources = load_template()["Resources"]
+    routes = {}
+    for resource in resources.values():
+        properties = resource["Properties"]
+        if resource["Type"] != "AWS::ApiGatewayV2::Route":
+            continue
+        target = re.fullmatch(r"integrations/\$\{(\w+)\}", properties["Target"]["Sub"])
+        assert target is not None, properties["Target"]
+        function = resources[target[1]]["Properties"]["IntegrationUri"]["GetAtt"]
+        routes[properties["RouteKey"]] = function.removesuffix(".Arn")
+    return routes
+
+
+def cors_configuration(api: str = "HttpApi") -> dict[str, Any]:
+    """An API's CorsConfiguration as it is when CorsAllowOrigins is set (its AllowOrigins is
+    the parameter, split at commas)."""
+    condition, configuration, otherwise = load_template()["Resources"][api]["Properties"][
+        "CorsConfiguration"
+    ]["If"]
+    assert (condition, otherwise) == ("HasCors", {"Ref": "AWS::NoValue"})
+    return dict(configuration)
 
 
 def load_handler(name: str) -> Callable[[Any, Any], Any]:

@@ -194,15 +194,18 @@ def start_server(port: int, **env: str) -> subprocess.Popen[str]:
 
 
 @contextlib.contextmanager
-def running_local_server() -> Iterator[str]:
-    """The local server on a free port, with embedded DynamoDB; yields its base URL."""
+def running_local_server(**env: str) -> Iterator[str]:
+    """The local server on a free port, with embedded DynamoDB and ``env`` (CORS_ALLOW_ORIGINS,
+    ...); yields its base URL once it listens."""
     port = dynamodb_local.free_port()
-    server = start_server(port)
+    server = start_server(port, **env)
     try:
         assert server.stdout is not None
         banner = [server.stdout.readline() for _ in range(5)]
         assert f"listening on http://127.0.0.1:{port}" in banner[0], banner
         assert any("NOT enforced" in line for line in banner)
+        cors = "CORS: off" if not env.get("CORS_ALLOW_ORIGINS") else "CORS: for "
+        assert any(cors in line for line in banner), banner
         # Read on whatever the server prints: a full pipe would stop it mid-request.
         for stream in (server.stdout, server.stderr):
             threading.Thread(target=stream.read, daemon=True).start()

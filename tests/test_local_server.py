@@ -25,7 +25,7 @@ import pytest
 from conftest import running_local_server, start_server
 from dynamodb_local import free_port
 from local_server import load_routes
-from template_yaml import http_routes
+from template_yaml import cors_configuration, http_routes
 
 SERVER = Path(__file__).resolve().parent.parent / "infra" / "local_server.py"
 
@@ -313,3 +313,86 @@ def test_concurrent_deliveries_on_embedded_dynamodb_deliver_once() -> None:
 
             statuses = list(pool.map(lambda _: deliver(), range(clients)))
             assert sorted(statuses) == [200] + [409] * (clients - 1), run
+
+
+DASHBOARD = "https://dashboard.example.com"
+
+
+@pytest.fixture(scope="module")
+def cors_url() -> Iterator[str]:
+    with running_local_server(CORS_ALLOW_ORIGINS=f"{DASHBOARD}, http://localhost:5173") as url:
+        yield url
+
+
+def preflight(base: str, path: str, origin: str, method: str = "PUT") -> tuple[int, dict[str, str]]:
+    headers = {"Origin": origin, "Access-Control-Request-Method": method}
+    headers["Access-Control-Request-Headers"] = "content-type,idempotency-key"
+    status, answer_headers, body = request(base, "OPTIONS", path, **headers)
+    assert body is None
+    return status, {k.lower(): v for k, v in answer_headers.items()}
+
+
+def cors_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("access-control-")}
+
+
+def test_a_preflight_from_an_allowed_origin_is_answered_with_the_templates_cors(
+    cors_url: str,
+) -> None:
+    configuration = cors_configuration()
+    # Any path: API Gateway answers a preflight itself, before routing (no OPTIONS routes).
+    for path in (f"/runs/{uuid4()}/waiters/s", "/nothing-here"):
+        status, headers = preflight(cors_url, path, "http://localhost:5173")
+        assert status == 204
+        assert cors_headers(headers) == {
+            "access-control-allow-origin": "http://localhost:5173",
+            "access-control-allow-methods": ",".join(configuration["AllowMethods"]),
+            "access-control-allow-headers": ",".join(configuration["AllowHeaders"]),
+            "access-control-max-age": str(configuration["MaxAge"]),
+        }
+        assert {"put", "content-type", "idempotency-key"} <= {
+            value.strip().lower()
+            for name in ("access-control-allow-methods", "access-control-allow-headers")
+            for value in headers[name].split(",")
+        }
+    # Without Access-Control-Request-Method it is no preflight: routed, and there is no route.
+    status, _, body = request(cors_url, "OPTIONS", "/nothing-here", Origin=DASHBOARD)
+    assert (status, body) == (404, {"message": "Not Found"})
+
+
+def test_a_preflight_from_another_origin_gets_no_cors_headers(cors_url: str) -> None:
+    """API Gateway answers it too, but allows nothing: the browser refuses the request."""
+    for origin in ("https://evil.example", "null", DASHBOARD + "/"):
+        status, headers = preflight(cors_url, f"/runs/{uuid4()}/waiters/s", origin)
+        assert (status, cors_headers(headers)) == (204, {}), origin
+
+
+def test_answers_to_an_allowed_origin_carry_its_cors_headers_and_no_others(cors_url: str) -> None:
+    run = uuid4()
+    register = json.dumps({"signalName": "go"})
+    path = f"/runs/{run}/waiters/s"
+    status, headers, _ = request(cors_url, "PUT", path, register, Origin=DASHBOARD)
+    assert status == 200
+    assert cors_headers(headers) == {
+        "access-control-allow-origin": DASHBOARD,
+        "access-control-expose-headers": "retry-after",
+    }
+    for origin in ("https://evil.example", DASHBOARD + ":8443", DASHBOARD.upper()):
+        status, headers, _ = request(cors_url, "GET", path, Origin=origin)
+        assert (status, cors_headers(headers)) == (200, {}), origin
+    status, headers, _ = request(cors_url, "GET", "/nothing-here", Origin=DASHBOARD)
+    assert status == 404 and cors_headers(headers)["access-control-allow-origin"] == DASHBOARD
+
+
+def test_without_cors_allow_origins_there_is_no_cors(base_url: str) -> None:
+    """The template's default: OPTIONS is a route like any other (none), nothing is added."""
+    status, _, body = request(
+        base_url,
+        "OPTIONS",
+        f"/runs/{uuid4()}/waiters/s",
+        Origin=DASHBOARD,
+        **{"Access-Control-Request-Method": "PUT"},
+    )
+    assert (status, body) == (404, {"message": "Not Found"})
+    status, headers, _ = request(base_url, "GET", f"/runs/{uuid4()}/waiters", Origin=DASHBOARD)
+    assert (status, cors_headers(headers)) == (200, {})

@@ -298,6 +298,7 @@ def test_the_alarms_an_operator_needs() -> None:
         "FunctionErrorsAlarm",
         "FunctionThrottlesAlarm",
         "Api5xxAlarm",
+        "DashboardApi5xxAlarm",
         "DynamoDBThrottleAlarm",
     }
     dead_letters = alarms["NotifierDeadLetterAlarm"]
@@ -315,7 +316,10 @@ def test_the_alarms_an_operator_needs() -> None:
             if "MetricStat" in query
         }
         assert watched == set(functions()), f"{name} must watch every function"
-    assert alarms["Api5xxAlarm"]["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
+    for alarm, api in (("Api5xxAlarm", "HttpApi"), ("DashboardApi5xxAlarm", "DashboardApi")):
+        assert alarms[alarm]["MetricName"] == "5xx"
+        assert alarms[alarm]["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": api}}]
+    assert template["Resources"]["DashboardApi5xxAlarm"]["Condition"] == "HasDashboard"
     notify = {"If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     assert all(alarm["AlarmActions"] == notify for alarm in alarms.values())
     assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""

@@ -1,0 +1,1 @@
+"""Browser tests (a package, so that its conftest.py is not taken for tests/conftest.py)."""
