@@ -11,13 +11,16 @@ from typing import Any
 
 import boto3
 import pytest
+from test_template import grants
 
 from conftest import TABLE_NAME, FakeClock, reset_runtime
 from flowsignals import FlowSignalError, InvalidSignalRequest
+from flowsignals.backends import dynamodb as dynamodb_backend
 from flowsignals.core.links import ApprovalLink, BadLinkToken, LinkAction, LinkToken
+from flowsignals.lambdas import runtime
 from flowsignals.lambdas.link_keys import SecretsManagerLinkKeys
-from flowsignals.testing import FakeLambdaContext, http_api_event
-from template_yaml import load_handler
+from flowsignals.testing import FakeLambdaContext, http_api_event, record_requests
+from template_yaml import functions, load_handler
 
 KEY = {"keyId": "test", "key": "k" * 40}
 BASE = "https://approvals.example.com/base"
@@ -366,3 +369,33 @@ def test_a_malformed_secret_is_a_configuration_error_that_never_shows_the_key(
     with pytest.raises(FlowSignalError) as raised:
         SecretsManagerLinkKeys(arn, client=secrets).signing_key()
     assert "misconfigured" in str(raised.value) and "short-and-secret" not in str(raised.value)
+
+
+def test_the_link_functions_call_dynamodb_only_as_their_grants_allow(
+    links: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each function's policy in template.yaml allows is what it calls (moto, recorded)."""
+    clients: list[Any] = []
+    make_client = dynamodb_backend.default_client
+    monkeypatch.setattr(
+        dynamodb_backend, "default_client", lambda: clients.append(make_client()) or clients[-1]
+    )
+    reset_runtime()
+    runtime.store()
+    (client,) = clients
+    allowed = {
+        name: {action.removeprefix("dynamodb:") for action in grants(function)}
+        for name, function in functions().items()
+    }
+    with record_requests(client) as minting:
+        urls = mint()
+    register()
+    with record_requests(client) as pages:
+        for method in ("GET", "HEAD", "POST", "POST", "GET"):
+            for url in urls.values():
+                page(method, url)
+    assert {request.operation for request in minting} == {"PutItem"}
+    assert {request.operation for request in minting} <= allowed["LinksFunction"]
+    assert {request.operation for request in pages} == allowed["ApprovalsFunction"] - {
+        "secretsmanager:GetSecretValue"
+    }
