@@ -359,7 +359,7 @@ def main() -> None:
         )
         print(f"  curl {base}/runs/{run}/waiters/manager-approval")
         links = mint_links({"runId": run, "signalName": "approve", "approver": "you@example.com"})
-        print("Then open this approval link in a browser (it works for 3 days, on this server):")
+        print("Or, after the PUT above, open this approval link in a browser and click:")
         print(f"  {links['links']['approve']}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
