@@ -159,31 +159,31 @@ def _by(step: FlowSignalWaiter | None) -> str:
     return "someone" if step is None or step.delivered_by is None else step.delivered_by
 
 
+def _notice(status: HTTPStatus, title: str, words: str) -> tuple[HTTPStatus, str]:
+    return status, _page(title, f'<h1 class="stop">{escape(title)}</h1><p>{escape(words)}</p>')
+
+
 def bad_link_page() -> tuple[HTTPStatus, str]:
     """A token we did not sign, or one altered: no detail."""
-    title = "This link is not valid"
-    body = (
-        f'<h1 class="stop">{title}</h1>'
-        "<p>Open the whole link from your message, or ask for a new one.</p>"
+    return _notice(
+        HTTPStatus.FORBIDDEN,
+        "This link is not valid",
+        "Open the whole link from your message, or ask for a new one.",
     )
-    return HTTPStatus.FORBIDDEN, _page(title, body)
 
 
 def expired_link_page(expired_at: datetime) -> tuple[HTTPStatus, str]:
-    title = "This link has expired"
-    body = (
-        f'<h1 class="stop">{title}</h1>'
-        f"<p>It worked until {escape(_when(expired_at))}. Nothing was changed;"
-        " ask for a new link.</p>"
+    return _notice(
+        HTTPStatus.GONE,
+        "This link has expired",
+        f"It worked until {_when(expired_at)}. Nothing was changed; ask for a new link.",
     )
-    return HTTPStatus.GONE, _page(title, body)
 
 
 def unavailable_page(status: HTTPStatus) -> tuple[HTTPStatus, str]:
-    title = "Please try again"
-    body = (
-        f'<h1 class="stop">{title}</h1>'
-        "<p>Your answer could not be handled just now, and nothing was changed."
-        " Reload this page in a minute.</p>"
+    return _notice(
+        status,
+        "Please try again",
+        "Your answer could not be handled just now, and nothing was changed."
+        " Reload this page in a minute.",
     )
-    return status, _page(title, body)
