@@ -13,7 +13,7 @@ from typing import Any
 from flowsignals.core.links import ApprovalLink, ApprovalLinkStore, BadLinkToken, LinkToken
 from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryStatus
 from flowsignals.core.store import Clock, FlowSignalStore, next_receiver, read_clock, undeliverable
-from flowsignals.core.values import format_timestamp, parse_i_json
+from flowsignals.core.values import format_timestamp, read_payload
 from flowsignals.lambdas.link_keys import LinkKeys
 from flowsignals.lambdas.link_schemas import MintLinksBody
 from flowsignals.lambdas.service import SignalService
@@ -61,7 +61,7 @@ class Approval:
             if (
                 step.payload_json is not None
                 and action.payload_json is not None
-                and parse_i_json(step.payload_json) == parse_i_json(action.payload_json)
+                and read_payload(step.payload_json) == read_payload(action.payload_json)
             ):
                 return action.label
         return f"failed ({step.failure.error})" if step.failure is not None else "delivered"
