@@ -272,12 +272,16 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
+        length = str(len(data))
         for name, value in headers.items():
             if name.lower() != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
+            elif self.command == "HEAD":
+                length = value  # the length GET's body has, as the handler tells it
+        self.send_header("Content-Length", length)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # a HEAD answer has no body (RFC 9110 §9.3.2)
+            self.wfile.write(data)
 
     def __getattr__(self, name: str) -> Any:
         # Every method (TRACE, PROPFIND, ...) is routed, as API Gateway does: the template's

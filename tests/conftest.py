@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import socket
@@ -230,6 +231,20 @@ def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         reset_runtime()
         yield client
     reset_runtime()
+
+
+# The key and base of the approval links the functions mint in tests.
+LINK_KEY = {"keyId": "test", "key": "k" * 40}
+LINK_BASE = "https://approvals.example.com/base"
+
+
+@pytest.fixture
+def links(fresh_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``fresh_runtime`` with approval links signed by LINK_KEY and pointing at LINK_BASE."""
+    monkeypatch.setenv("LINK_KEY", json.dumps(LINK_KEY))
+    monkeypatch.setenv("LINK_BASE_URL", LINK_BASE)
+    reset_runtime()
+    return fresh_runtime
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Hostile tests of approval links (docs/contract.md, Approval links): each one fails on the
-code as it was reviewed, and passes once its defect is fixed."""
+"""Approval links as a hostile tester tries them (docs/contract.md, Approval links): links
+too large for a row, text that hides itself, one minting deciding twice, look-alike payloads,
+rows the store cannot parse, key rotation and forged key ids, HEAD on make run."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from test_approval_links import BASE, KEY, MINT, RUN, call, mint, page, register, waiter
+from test_approval_links import KEY, MINT, RUN, call, mint, page, register, waiter
 
-from conftest import TABLE_NAME, reset_runtime, running_local_server
+from conftest import TABLE_NAME, running_local_server
 from flowsignals import InvalidSignalRequest
-from flowsignals.lambdas.link_keys import SecretsManagerLinkKeys
+from flowsignals.lambdas.link_keys import REFRESH_SECONDS, SecretsManagerLinkKeys
 from flowsignals.testing import FakeLambdaContext
 from template_yaml import load_handler
 
@@ -24,15 +25,6 @@ from template_yaml import load_handler
 # cause is 96 KiB of UTF-8, so the link's row is ~480 KB, over DynamoDB's 400 KB per item.
 # The request itself (~1 MB as \u escapes, ~490 KB as UTF-8) is under the 1 MiB body limit.
 BIG_ACTIONS = {f"a{i}": {"failure": {"error": "Rejected", "cause": "名" * 32768}} for i in range(5)}
-
-
-@pytest.fixture
-def links(fresh_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """As in test_approval_links: the functions' runtime over moto, links signed with KEY."""
-    monkeypatch.setenv("LINK_KEY", json.dumps(KEY))
-    monkeypatch.setenv("LINK_BASE_URL", BASE)
-    reset_runtime()
-    return fresh_runtime
 
 
 def _decided(answer: dict[str, Any]) -> str:
@@ -138,16 +130,21 @@ def test_after_a_rotation_a_warm_process_accepts_links_signed_with_the_new_key(
     fresh_runtime: Any,
 ) -> None:
     """The links function (cold, or its cache expired) signs with the new key at once; the
-    approvals function, warm, must not call those links forged for up to 5 minutes."""
+    approvals function, warm, must not call those links forged for up to 5 minutes (only
+    until it may read the secret again: REFRESH_SECONDS, the time a link takes to be mailed
+    and clicked)."""
     secrets = boto3.client("secretsmanager")
     arn = secrets.create_secret(Name="links", SecretString=json.dumps(KEY))["ARN"]
-    warm = SecretsManagerLinkKeys(arn, client=secrets)
+    now = [0.0]
+    warm = SecretsManagerLinkKeys(arn, client=secrets, clock=lambda: now[0])
     assert warm.key_for("test") == KEY["key"].encode()  # it has served pages already
     rotated = {"keyId": "k2", "key": "n" * 40}
     secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(rotated))
     signer = SecretsManagerLinkKeys(arn, client=secrets)
     assert signer.signing_key().keyId == "k2"
+    now[0] += REFRESH_SECONDS
     assert warm.key_for("k2") == b"n" * 40
+    assert warm.signing_key().keyId == "k2"
 
 
 def test_forged_key_ids_do_not_each_cost_a_secrets_manager_call(fresh_runtime: Any) -> None:

@@ -288,4 +288,4 @@ def test_ten_clicks_on_approve_and_reject_links_decide_once(
             expected = Outcome.DONE if outcome.action == winner else Outcome.DECIDED
             assert outcome.outcome is expected
         delivered = store.get_waiter(run, "approval")
-        assert delivered.idempotency_key == f"link:{fresh[0].link.link_id}:{winner}"
+        assert delivered.idempotency_key == fresh[0].link.idempotency_key

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from flowsignals.core.models import SignalFailure
+from flowsignals.core.models import FlowSignalWaiter, SignalFailure
+from flowsignals.core.values import read_payload
 
 TOKEN_VERSION = "1"
 MAX_TOKEN_LENGTH = 2048
@@ -39,6 +41,19 @@ class LinkAction(BaseModel):
     payload_json: str | None = None
     failure: SignalFailure | None = None
 
+    def was_delivered_to(self, waiter: FlowSignalWaiter) -> bool:
+        """Whether the waiter received exactly this (JSON compared type-strictly: 1 is not
+        true, as a state machine's IsBoolean sees it)."""
+        if self.failure is not None or waiter.failure is not None:
+            return self.failure == waiter.failure
+        return _canonical(self.payload_json) == _canonical(waiter.payload_json)
+
+
+def _canonical(payload_json: str | None) -> str | None:
+    if payload_json is None:
+        return None
+    return json.dumps(read_payload(payload_json), sort_keys=True, ensure_ascii=False)
+
 
 class ApprovalLink(BaseModel):
     """A minted set of links: one signal of one run, an action per link, until ``expires_at``."""
@@ -53,9 +68,11 @@ class ApprovalLink(BaseModel):
     expires_at: AwareDatetime
     actions: dict[str, LinkAction]
 
-    def idempotency_key(self, action: str) -> str:
-        """Every click of one link is one delivery: a repeated click is a replay."""
-        return f"link:{self.link_id}:{action}"
+    @property
+    def idempotency_key(self) -> str:
+        """The links of one minting decide once: every click after the first, on any of
+        them, is a replay of that decision."""
+        return f"link:{self.link_id}"
 
 
 class MintedLinks(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
@@ -231,6 +232,10 @@ def _action_name(value: object) -> str:
 
 def _shown_text(value: object) -> str:
     shown = _name(_text(value), MAX_APPROVER_LENGTH)
+    # Text shown to the person deciding must read as it is: no direction overrides or
+    # invisible characters (Unicode category Cf) that make a button say something else.
+    if any(unicodedata.category(character) == "Cf" for character in shown):
+        _reject("must not contain invisible formatting characters (direction marks, zero-width)")
     if not shown.strip():
         _reject("must not be only whitespace")
     return shown

@@ -172,6 +172,15 @@ def bad_link_page() -> tuple[HTTPStatus, str]:
     )
 
 
+def unreadable_page() -> tuple[HTTPStatus, str]:
+    """A request whose body cannot be read (the page's form sends none)."""
+    return _notice(
+        HTTPStatus.BAD_REQUEST,
+        "This request could not be read",
+        "Open the link again and use its button. Nothing was changed.",
+    )
+
+
 def expired_link_page(expired_at: datetime) -> tuple[HTTPStatus, str]:
     return _notice(
         HTTPStatus.GONE,

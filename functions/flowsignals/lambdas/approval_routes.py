@@ -20,6 +20,7 @@ from flowsignals.lambdas.approval_pages import (
     bad_link_page,
     expired_link_page,
     unavailable_page,
+    unreadable_page,
 )
 from flowsignals.lambdas.approvals import Approval, LinkExpired
 from flowsignals.lambdas.http_events import HttpApiResolver, MalformedEvent, normalize
@@ -111,10 +112,12 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event = normalize(event)
     except MalformedEvent:
         # The page's form sends no body: whatever came is not ours to read.
-        status, body = bad_link_page()
-        answer = {"statusCode": status, "headers": HEADERS, "body": body}
+        status, body = unreadable_page()
+        answer: dict[str, Any] = {"statusCode": status, "headers": HEADERS, "body": body}
     else:
         answer = app.resolve(event, context)
     if event.get("requestContext", {}).get("http", {}).get("method") == "HEAD":
-        answer = {**answer, "body": ""}
+        # The headers of the page GET answers, its length included (RFC 9110 §9.3.2).
+        length = str(len(str(answer.get("body") or "").encode()))
+        answer = {**answer, "headers": answer["headers"] | {"Content-Length": length}, "body": ""}
     return answer

@@ -13,7 +13,7 @@ from typing import Any
 from flowsignals.core.links import ApprovalLink, ApprovalLinkStore, BadLinkToken, LinkToken
 from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryStatus
 from flowsignals.core.store import Clock, FlowSignalStore, next_receiver, read_clock, undeliverable
-from flowsignals.core.values import format_timestamp, read_payload
+from flowsignals.core.values import format_timestamp
 from flowsignals.lambdas.link_keys import LinkKeys
 from flowsignals.lambdas.link_schemas import MintLinksBody
 from flowsignals.lambdas.service import SignalService
@@ -56,13 +56,7 @@ class Approval:
         if step is None or not step.is_delivered:
             return None
         for action in self.link.actions.values():
-            if step.failure is not None and step.failure == action.failure:
-                return action.label
-            if (
-                step.payload_json is not None
-                and action.payload_json is not None
-                and read_payload(step.payload_json) == read_payload(action.payload_json)
-            ):
+            if action.was_delivered_to(step):
                 return action.label
         return f"failed ({step.failure.error})" if step.failure is not None else "delivered"
 
@@ -104,8 +98,8 @@ class ApprovalService:
             expires_at=expires_at,
             actions=request.link_actions(),
         )
+        key = self._keys.signing_key()  # first: a link is saved only if it can be signed
         self._links.save_link(link)
-        key = self._keys.signing_key()
         base = base_url.rstrip("/")
         urls = {
             action: f"{base}/approvals/"
@@ -122,6 +116,9 @@ class ApprovalService:
             for waiter in self._store.list_waiters(link.run_id)
             if waiter.signal_name == link.signal_name
         ]
+        decided = next((w for w in waiters if w.idempotency_key == link.idempotency_key), None)
+        if decided is not None:  # by one of these links
+            return Approval(link, action, Outcome.DECIDED, decided)
         now = read_clock(self._clock)
         receiver = next_receiver(waiters, now)
         if receiver is not None:
@@ -131,7 +128,7 @@ class ApprovalService:
         return Approval(link, action, _OUTCOMES[verdict.status], step)
 
     def decide(self, token: str) -> Approval:
-        """Deliver the link's action, once: every click of one link is one delivery."""
+        """Deliver the link's action, once for all the links of one minting."""
         link, action = self._open(token)
         chosen = link.actions[action]
         result = self._signals.deliver(
@@ -139,12 +136,15 @@ class ApprovalService:
             link.signal_name,
             chosen.payload_json,
             failure=chosen.failure,
-            idempotency_key=link.idempotency_key(action),
+            idempotency_key=link.idempotency_key,
             delivered_by=link.approver or ANONYMOUS_APPROVER,
         )
         step_key = result.step_key
         step = None if step_key is None else self._store.get_waiter(link.run_id, step_key)
-        return Approval(link, action, _OUTCOMES[result.status], step, result.replayed)
+        outcome = _OUTCOMES[result.status]
+        if result.replayed and not (step is not None and chosen.was_delivered_to(step)):
+            outcome = Outcome.DECIDED  # another of these links decided first
+        return Approval(link, action, outcome, step, result.replayed)
 
     def _open(self, token: str) -> tuple[ApprovalLink, str]:
         """The link and action a token names; ``BadLinkToken`` unless we signed it and it is

@@ -4,14 +4,19 @@ tests). A key is the JSON ``{"keyId": "...", "key": "..."}``; the key id goes in
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
+import boto3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowsignals.core.errors import FlowSignalError
 
-# A version of the secret is read again after this long, so a rotation reaches warm functions.
+# The secret's versions are read again after this long, so a rotation reaches warm functions.
 SECRET_MAX_AGE_SECONDS = 300
+REFRESH_SECONDS = 10
 
 
 class LinkKey(BaseModel):
@@ -21,11 +26,9 @@ class LinkKey(BaseModel):
     key: Annotated[str, Field(min_length=32, repr=False)]
 
     @classmethod
-    def parse(cls, text: str | dict[str, Any], source: str) -> LinkKey:
+    def parse(cls, text: str, source: str) -> LinkKey:
         try:
-            if isinstance(text, str):
-                return cls.model_validate_json(text)
-            return cls.model_validate(text)
+            return cls.model_validate_json(text)
         except ValidationError:
             # The message never repeats the value: it is a secret.
             raise FlowSignalError(
@@ -60,33 +63,53 @@ class FixedLinkKeys:
 
 
 class SecretsManagerLinkKeys:
-    """``AWSCURRENT`` signs; a token of the key id before it (``AWSPREVIOUS``) still verifies."""
+    """``AWSCURRENT`` signs; a token of the key before it (``AWSPREVIOUS``) still verifies.
 
-    def __init__(self, secret_id: str, client: Any = None) -> None:
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    Both versions are read together and kept ``SECRET_MAX_AGE_SECONDS``. A token that names
+    neither (a key put since, or a forgery) reads them again, at most every
+    ``REFRESH_SECONDS``: a rotation reaches a warm process at once, and a stream of forged key
+    ids costs no more than one read per interval."""
 
+    def __init__(
+        self, secret_id: str, client: Any = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._secret_id = secret_id
-        # One provider per version stage: a provider's cache does not tell stages apart.
-        self._current = SecretsProvider(boto3_client=client)
-        self._previous = SecretsProvider(boto3_client=client)
+        self._client = client
+        self._clock = clock
+        self._read_at = -math.inf
+        self._versions: tuple[LinkKey, LinkKey | None] | None = None
 
     def signing_key(self) -> LinkKey:
-        return self._read(self._current, "AWSCURRENT")
+        return self._keys()[0]
 
     def key_for(self, key_id: str) -> bytes | None:
-        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+        found = _named(key_id, self._keys())
+        if found is None and self._clock() - self._read_at >= REFRESH_SECONDS:
+            found = _named(key_id, self._keys(refresh=True))
+        return found
 
-        current = self.signing_key()
-        if key_id == current.keyId:
-            return current.secret
+    def _keys(self, *, refresh: bool = False) -> tuple[LinkKey, LinkKey | None]:
+        now = self._clock()
+        if refresh or self._versions is None or now - self._read_at >= SECRET_MAX_AGE_SECONDS:
+            self._versions = (self._read("AWSCURRENT"), self._read_previous())
+            self._read_at = now
+        return self._versions
+
+    def _read_previous(self) -> LinkKey | None:
         try:
-            previous = self._read(self._previous, "AWSPREVIOUS")
-        except GetParameterError:  # never rotated: there is no previous version
-            return None
-        return previous.secret if key_id == previous.keyId else None
+            return self._read("AWSPREVIOUS")
+        except self._secrets().exceptions.ResourceNotFoundException:
+            return None  # never rotated
 
-    def _read(self, provider: Any, stage: str) -> LinkKey:
-        value = provider.get(
-            self._secret_id, max_age=SECRET_MAX_AGE_SECONDS, transform="json", VersionStage=stage
-        )
-        return LinkKey.parse(value, f"the secret {self._secret_id} ({stage})")
+    def _read(self, stage: str) -> LinkKey:
+        answer = self._secrets().get_secret_value(SecretId=self._secret_id, VersionStage=stage)
+        return LinkKey.parse(answer.get("SecretString", ""), f"the secret's {stage} version")
+
+    def _secrets(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("secretsmanager")
+        return self._client
+
+
+def _named(key_id: str, versions: tuple[LinkKey, LinkKey | None]) -> bytes | None:
+    return next((k.secret for k in versions if k is not None and k.keyId == key_id), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from flowsignals.core.links import LinkAction
@@ -22,6 +22,9 @@ from flowsignals.core.values import (
 from flowsignals.lambdas.schemas import FailureBody, RequestModel
 
 MAX_ACTIONS = 10
+# What one link keeps (its actions, as stored): well inside a DynamoDB item's 400 KB, whatever
+# ten actions with 32 KiB causes would add up to.
+MAX_ACTIONS_BYTES = 65_536
 APPROVE = LinkAction(label="Approve", payload_json='{"approved": true}')
 REJECT = LinkAction(label="Reject", failure=FailureBody(error="Rejected").failure())
 
@@ -58,6 +61,22 @@ class MintLinksBody(RequestModel):
         ]
         | None
     ) = None
+
+    @field_validator("actions")
+    @classmethod
+    def _fits_a_row(
+        cls, actions: dict[str, LinkActionBody] | None
+    ) -> dict[str, LinkActionBody] | None:
+        if actions is not None:
+            size = sum(
+                len(body.action(name).model_dump_json().encode()) for name, body in actions.items()
+            )
+            if size > MAX_ACTIONS_BYTES:
+                raise PydanticCustomError(
+                    "too_large",
+                    f"{size} bytes of UTF-8 together is over a link's limit of {MAX_ACTIONS_BYTES}",
+                )
+        return actions
 
     def link_actions(self) -> dict[str, LinkAction]:
         if self.actions is None:
