@@ -37,7 +37,13 @@ from urllib.parse import unquote, urlsplit
 import boto3
 
 from flowsignals.testing import FakeLambdaContext, create_waiter_table, http_api_event
-from template_yaml import cors_configuration, http_routes, load_handler
+from template_yaml import (
+    apis_with_cors,
+    cors_configuration,
+    http_routes,
+    load_handler,
+    route_functions,
+)
 
 TABLE_NAME = "flowsignals-local"
 NOT_FOUND = json.dumps({"message": "Not Found"}).encode()
@@ -66,6 +72,7 @@ class Route:
     method: str
     template: str  # e.g. /runs/{runId}/waiters/{stepKey}
     handler: Callable[[dict[str, Any], Any], dict[str, Any]]
+    cors: bool = False  # its API has a CorsConfiguration
 
     @property
     def route_key(self) -> str:
@@ -139,11 +146,12 @@ class Cors:
 
 
 def load_routes() -> list[Route]:
+    with_cors = {route for api in apis_with_cors() for route in route_functions(api)}
     routes = []
     for route_key, (module, function) in http_routes().items():
         method, _, template = route_key.partition(" ")
         handler = getattr(importlib.import_module(module), function)
-        routes.append(Route(method, template, handler))
+        routes.append(Route(method, template, handler, cors=route_key in with_cors))
     return routes
 
 
@@ -171,15 +179,16 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.send_error(error.status)
             return
         origin = self.headers.get("Origin")
+        target = urlsplit(self.path)
         if (
             self.cors is not None
             and self.command == "OPTIONS"
             and origin is not None
             and "Access-Control-Request-Method" in self.headers
+            and not self._on_an_api_without_cors(target.path)
         ):
             self._send(HTTPStatus.NO_CONTENT, self.cors.preflight(origin), b"")
             return
-        target = urlsplit(self.path)
         for route in self.routes:
             try:
                 parameters = route.match(self.command, target.path)
@@ -204,7 +213,18 @@ class _ApiHandler(BaseHTTPRequestHandler):
             answer = route.handler(event, FakeLambdaContext())
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode()
-        self._send(answer["statusCode"], self._with_cors(answer.get("headers") or {}), data)
+        headers = answer.get("headers") or {}
+        self._send(answer["statusCode"], self._with_cors(headers) if route.cors else headers, data)
+
+    def _on_an_api_without_cors(self, path: str) -> bool:
+        """Whether the path is one of an API with no CorsConfiguration (the approval pages):
+        a preflight there is routed like any request (any other is answered, as the IAM API
+        answers every preflight)."""
+        for route in self.routes:
+            with contextlib.suppress(UnicodeDecodeError):  # routed (and refused) later
+                if not route.cors and route.match(route.method, path) is not None:
+                    return True
+        return False
 
     def _with_cors(self, headers: dict[str, str]) -> dict[str, str]:
         """An answer's headers as API Gateway sends them with CORS configured: the handler's

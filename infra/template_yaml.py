@@ -90,6 +90,16 @@ def cors_configuration(api: str = "HttpApi") -> dict[str, Any]:
     return dict(configuration)
 
 
+def apis_with_cors() -> set[str]:
+    """The SAM HTTP APIs with a CorsConfiguration (the approval pages' API has none)."""
+    return {
+        name
+        for name, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::HttpApi"
+        and "CorsConfiguration" in resource["Properties"]
+    }
+
+
 def load_handler(name: str) -> Callable[[Any, Any], Any]:
     """The callable template.yaml names for a route (``"POST /runs/{runId}/signals/..."``)
     or a function (``"DeliverFunction"``)."""

@@ -384,6 +384,18 @@ def test_answers_to_an_allowed_origin_carry_its_cors_headers_and_no_others(cors_
     assert status == 404 and cors_headers(headers)["access-control-allow-origin"] == DASHBOARD
 
 
+def test_the_approval_pages_answer_no_cors_as_their_api_has_none(cors_url: str) -> None:
+    """People open the pages, pages of other origins do not call them: their API (apart from
+    the IAM API) has no CorsConfiguration, so a preflight is routed (no route) and answers
+    carry nothing."""
+    path = "/approvals/not-a-token"
+    ask = {"Origin": DASHBOARD, "Access-Control-Request-Method": "POST"}
+    status, headers, body = request(cors_url, "OPTIONS", path, **ask)
+    assert (status, body, cors_headers(headers)) == (404, {"message": "Not Found"}, {})
+    status, headers, _ = request(cors_url, "GET", path, Origin=DASHBOARD)
+    assert status == 403 and cors_headers(headers) == {}
+
+
 def test_without_cors_allow_origins_there_is_no_cors(base_url: str) -> None:
     """The template's default: OPTIONS is a route like any other (none), nothing is added."""
     status, _, body = request(
