@@ -198,7 +198,10 @@ class _ApiHandler(BaseHTTPRequestHandler):
             if parameters is not None:
                 break
         else:
-            self._send(404, self._with_cors({"Content-Type": "application/json"}), NOT_FOUND)
+            headers = {"Content-Type": "application/json"}
+            if not self._on_an_api_without_cors(target.path):
+                headers = self._with_cors(headers)
+            self._send(404, headers, NOT_FOUND)
             return
         body: str | bytes | None = raw or None
         if raw:
