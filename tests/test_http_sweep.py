@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TABLE_NAME, moto_table, reset_runtime
+from conftest import LINK_BASE, LINK_KEY, TABLE_NAME, moto_table, reset_runtime
 from flowsignals.testing import FakeLambdaContext, http_api_event
 from template_yaml import http_routes, load_handler
 
@@ -73,6 +73,8 @@ HEADERS = st.fixed_dictionaries(
 def handlers() -> Iterator[dict[str, Any]]:
     patch = pytest.MonkeyPatch()
     patch.setenv("TABLE_NAME", TABLE_NAME)
+    patch.setenv("LINK_KEY", json.dumps(LINK_KEY))
+    patch.setenv("LINK_BASE_URL", LINK_BASE)
     with moto_table():
         reset_runtime()
         yield {route: load_handler(route) for route in http_routes()}
@@ -95,7 +97,7 @@ def handlers() -> Iterator[dict[str, Any]]:
 def test_no_malformed_request_gets_a_5xx(
     handlers: dict[str, Any], route: str, run_id: str, name: str, body: Any, headers: Any
 ) -> None:
-    parameters = {"runId": run_id}
+    parameters = {"token": name} if "{token}" in route else {"runId": run_id}
     if "{stepKey}" in route:
         parameters["stepKey"] = name
     if "{signalName}" in route:
@@ -105,6 +107,8 @@ def test_no_malformed_request_gets_a_5xx(
     answer = handlers[route](event, FakeLambdaContext())
 
     assert answer["statusCode"] < 500, answer
-    if answer["statusCode"] >= 400:
+    if "{token}" in route:  # an approval page
+        assert answer["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    elif answer["statusCode"] >= 400:
         assert answer["headers"]["Content-Type"] == "application/problem+json"
         assert json.loads(answer["body"])["status"] == answer["statusCode"]
