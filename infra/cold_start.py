@@ -3,10 +3,12 @@ template.yaml names, the first request of a fresh process (import, settings, cli
 on DynamoDB Local), the warm cost of a request with DynamoDB stubbed, the process's memory,
 and the zipped code and layer.
 
-Every interpreter runs in a Lambda-like environment (``lambda_environment``): with
-``LAMBDA_TASK_ROOT`` set the X-Ray SDK uses Lambda's sampler, as on AWS, instead of building
-the botocore clients of its local one at import. Rows run interleaved (A, B, A, B, ...) and
-report medians, so a machine busy with other work slows every row alike.
+Every interpreter runs as a function's process would (``lambda_environment``): Lambda's
+variables (with ``LAMBDA_TASK_ROOT`` set the X-Ray SDK uses Lambda's sampler, as on AWS,
+instead of building the botocore clients of its local one at import), and only the code (as
+sam build ships it, without .pyc), the layer and the runtime's boto3 to import from
+(``build_image``). Rows run interleaved (A, B, A, B, ...) and report medians, so a machine
+busy with other work slows every row alike.
 
     python infra/cold_start.py importtime [MODULE] [RUNS]   # where an import's time goes
 """
@@ -177,7 +179,7 @@ def cold_rows(
     for _ in range(runs):
         for module in imports:
             rows[f"import {module}"].append(run_child(environment, "import", module))
-        event = deliver_event(store)  # the minimal handler writes a row of its own on the run
+        event = deliver_event(store)
         for handler in ("minimal", "deliver"):
             result = run_child(environment, "first", handler, event=event)
             if result["status"] != 200:
@@ -264,7 +266,10 @@ def report(
     for module in handler_modules():
         ms = median(f"import {module}", "seconds") * 1000
         lines.append(_row(f"import {module}", ms, ms / baseline, IMPORT_TARGET))
-    lines.append("  first request of a process (import, client, the request on DynamoDB Local):")
+    lines.append(
+        "  first request of a process (import, client, the request on DynamoDB Local; init:"
+        " up to the handler's first call):"
+    )
     minimal = median("first minimal", "seconds") * 1000
     for handler, name in (
         ("minimal", "minimal boto3 handler: 1 conditional UpdateItem"),
@@ -272,8 +277,11 @@ def report(
     ):
         ms = median(f"first {handler}", "seconds") * 1000
         target = None if handler == "minimal" else FIRST_REQUEST_TARGET
+        init = median(f"first {handler}", "init_seconds") * 1000
         rss = median(f"first {handler}", "rss_kb") / 1024
-        lines.append(f"{_row(name, ms, ms / minimal, target):95} RSS {rss:5.1f} MB")
+        lines.append(
+            f"{_row(name, ms, ms / minimal, target):95} init {init:5.1f} ms  RSS {rss:5.1f} MB"
+        )
 
     event = deliver_event(store)
     p50: dict[str, float] = {}
