@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -111,7 +110,11 @@ def stub_dynamodb_after_first_call() -> Callable[[], None]:
 
 
 def rss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+    """The process's peak resident memory. Not ru_maxrss: Linux keeps that across exec, so
+    it would report the parent's size when the parent is the larger."""
+    with open("/proc/self/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM:"))
+    return int(peak.split()[1])
 
 
 def main() -> None:
