@@ -148,15 +148,16 @@ def handler_modules() -> list[str]:
 def run_child(environment: dict[str, str], *arguments: str, event: Any = None) -> dict[str, Any]:
     """The JSON result of one fresh interpreter of cold_start_child.py."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run(
+        done = subprocess.run(
             python_command(str(CHILD), *arguments[:2], out.name, *arguments[2:]),
             input=None if event is None else json.dumps(event),
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            check=True,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"cold_start_child.py {' '.join(arguments)}:\n{done.stderr}")
         result: dict[str, Any] = json.loads(Path(out.name).read_text())
         return result
 
