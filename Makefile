@@ -65,7 +65,7 @@ build: $(SAM_VENV)/bin/sam ## sam build for arm64 (needs the package registry th
 	PATH="$(abspath $(dir $(PYTHON))):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build
 	du -sh .aws-sam/build/*Function
 
-bench: dynamodb-local ## Requests, capacity, cost, throughput, contention, import time
+bench: dynamodb-local ## Requests, capacity, cost, throughput, contention, cold start
 	$(BIN)/python infra/bench.py
 
 clean: ## Remove the venv, caches and build output

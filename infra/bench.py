@@ -1,8 +1,8 @@
 """The figures users choose a store on, all measured in this run: DynamoDB requests and
 consumed capacity per operation (DynamoDB Local), the cost of an approval cycle at on-demand
 prices, delivery throughput from 1, 4 and 16 threads, deliveries under contention (64 at once
-on one run: the answers, their latency, their requests), and the handlers' cold import time
-against bare ``import boto3``.
+on one run: the answers, their latency, their requests), and the functions' cold start as
+Lambda pays it against a bare boto3 handler (infra/cold_start.py).
 
     make bench      # or: python infra/bench.py [--endpoint http://127.0.0.1:8000]
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import threading
@@ -34,8 +33,9 @@ from uuid import uuid4
 import boto3
 from botocore.config import Config
 
+import cold_start
 import dynamodb_local
-import import_time
+from cold_start import percentile
 from flowsignals import DynamoDBFlowSignalStore, SignalFailure, StoreUnavailable
 from flowsignals.testing import RecordedRequest, create_waiter_table, record_requests
 
@@ -244,12 +244,6 @@ def contention(store: DynamoDBFlowSignalStore, client: Any) -> list[Contention]:
     return [scenario for scenario, _ in scenarios]
 
 
-def percentile(samples: list[float], q: float) -> float:
-    """The nearest-rank percentile: the smallest sample with at least q% at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 def contention_report(scenarios: list[Contention]) -> str:
     header = (
         f"{'scenario':28} {'Delivered':>9} {'Already':>7} {'unavail.':>8}"
@@ -341,6 +335,7 @@ def main() -> None:
         crowd_client = bench_client(endpoint, connections=CONTENTION_THREADS)
         crowd = DynamoDBFlowSignalStore(table, client=crowd_client)
         contended = contention(crowd, crowd_client)
+        cold = cold_start.report(endpoint, table, store)
     print(f"flowsignals benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()},"
@@ -366,7 +361,7 @@ def main() -> None:
         " DynamoDB bills (1 WCU per KB of the item)."
     )
     print()
-    print(import_time.report())
+    print(cold)
 
 
 if __name__ == "__main__":

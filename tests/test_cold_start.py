@@ -1,0 +1,70 @@
+"""make bench's cold start runs each interpreter as a Lambda process of template.yaml: its
+environment, only its code, layer and runtime to import from, the code as sam build ships it.
+(The timings themselves are make bench's, not a test's.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cold_start import ROOT, Image, code_files, handler_modules, lambda_environment, python_command
+from template_yaml import load_template
+
+ENDPOINT = "http://127.0.0.1:8123"
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Image:
+    """An empty image: nothing to import but the standard library."""
+    return Image(tmp_path / "task", tmp_path / "layer", tmp_path / "runtime")
+
+
+def test_the_environment_is_a_lambda_process_on_dynamodb_local(
+    image: Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")
+    environment = lambda_environment(ENDPOINT, "waiters", image)
+    # With LAMBDA_TASK_ROOT the X-Ray SDK takes Lambda's sampler, as on AWS.
+    assert environment["LAMBDA_TASK_ROOT"] == str(image.task)
+    assert environment["PYTHONPATH"].split(":") == [
+        str(image.task),
+        str(image.layer),
+        str(image.runtime),
+    ]
+    assert environment["AWS_ENDPOINT_URL_DYNAMODB"] == ENDPOINT
+    assert environment["TABLE_NAME"] == "waiters"
+    assert environment["AWS_REGION"] == environment["AWS_DEFAULT_REGION"]
+    assert environment["AWS_ACCESS_KEY_ID"] == environment["AWS_SECRET_ACCESS_KEY"] == "bench"
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"]
+    assert "Sampled=1" in environment["_X_AMZN_TRACE_ID"]
+    # Nothing of the shell's but PATH: no profile, no real credentials.
+    assert "AWS_PROFILE" not in environment
+
+
+def test_the_environment_sets_every_variable_of_the_templates_functions(image: Image) -> None:
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(variables) <= set(lambda_environment(ENDPOINT, "waiters", image))
+
+
+def test_an_interpreter_imports_only_from_the_image(image: Image) -> None:
+    """Not from this venv: its test tools (requests, moto, ...) are no Lambda's."""
+    probe = "import importlib.util, json; print(json.dumps([importlib.util.find_spec(m) is None"
+    probe += " for m in ('boto3', 'flowsignals', 'pytest', 'requests')]))"
+    found = subprocess.run(
+        python_command("-c", probe),
+        env=lambda_environment(ENDPOINT, "waiters", image),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(found) == [True, True, True, True]
+
+
+def test_the_code_is_what_sam_build_ships_and_holds_every_handler() -> None:
+    files = {path.relative_to(ROOT / "functions").as_posix() for path in code_files()}
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
+    for module in handler_modules():
+        assert f"{module.replace('.', '/')}.py" in files
