@@ -5,7 +5,9 @@ environment, only its code, layer and runtime to import from, the code as sam bu
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,63 @@ def test_the_code_is_what_sam_build_ships_and_holds_every_handler() -> None:
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
     for module in handler_modules():
         assert f"{module.replace('.', '/')}.py" in files
+
+
+# What a function's process must not load at import: modules only some requests need (the
+# approval pages, links, the Secrets Manager key), modules no function needs (the test kit,
+# the client, the in-memory store, boto3's resources and transfer manager, the X-Ray SDK:
+# tracing is Lambda's own), and Powertools' parts another function uses.
+NOT_AT_IMPORT = {
+    "flowsignals.lambdas.handlers": {
+        "flowsignals.lambdas.approval_routes",
+        "flowsignals.lambdas.approval_pages",
+        "flowsignals.lambdas.approvals",
+        "flowsignals.lambdas.link_keys",
+        "flowsignals.testing",
+        "flowsignals.client",
+        "flowsignals.backends.memory",
+        "boto3",
+        "s3transfer",
+        "aws_xray_sdk",
+        "moto",
+        "yaml",
+        "requests",
+        "aws_lambda_powertools.utilities.batch",
+        "aws_lambda_powertools.utilities.parameters",
+        "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+    },
+    "flowsignals.lambdas.notifier": {
+        "aws_lambda_powertools.event_handler",
+        "flowsignals.lambdas.routes",
+        "flowsignals.lambdas.schemas",
+        "flowsignals.lambdas.service",
+        "flowsignals.core.arguments",
+        "flowsignals.backends.dynamodb",
+        "boto3",
+        "aws_xray_sdk",
+    },
+}
+
+
+@pytest.mark.parametrize("module", sorted(NOT_AT_IMPORT))
+def test_importing_an_entry_point_loads_only_what_every_request_needs(module: str) -> None:
+    """In this venv, where every one of them could be imported (a fresh interpreter, as a
+    Lambda process starts, with the template's variables)."""
+    assert module in handler_modules()
+    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment |= {"LAMBDA_TASK_ROOT": str(ROOT / "functions"), "TABLE_NAME": "waiters"}
+    environment |= {"AWS_DEFAULT_REGION": "us-east-1"}
+    loaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert not NOT_AT_IMPORT[module] & set(loaded)
+    assert {"pydantic", "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics"} <= set(
+        loaded
+    ), "the stack the functions are built on is still there"

@@ -261,7 +261,7 @@ def test_the_dependencies_layer_carries_what_the_package_needs_but_not_the_runti
     lines = (ROOT / "infra" / "layer" / "requirements.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
     # Everything the installed package needs outside the runtime's boto3 stack is pinned...
-    needed = {"aws-lambda-powertools", "aws-xray-sdk", "wrapt", "pydantic", "pydantic-core"}
+    needed = {"aws-lambda-powertools", "pydantic", "pydantic-core"}
     needed |= {"annotated-types", "typing-extensions", "typing-inspection"}
     assert set(pins) == needed
     # ...and nothing the python3.13 runtime already has is bundled again.

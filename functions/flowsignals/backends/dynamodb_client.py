@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from flowsignals.backends.aws import aws_client
 from flowsignals.core.errors import FlowSignalError, StoreUnavailable
 
 # Codes that say "try later", not "you asked wrong".
@@ -48,9 +48,9 @@ def default_client() -> Any:
     """A DynamoDB client: botocore standard retries, timeouts short enough that a retry fits
     in a Lambda invocation. The endpoint follows the usual AWS settings
     (``AWS_ENDPOINT_URL_DYNAMODB``, region)."""
-    return boto3.client(
+    return aws_client(
         "dynamodb",
-        config=Config(
+        Config(
             retries={"mode": "standard", "total_max_attempts": 4},
             connect_timeout=1,
             read_timeout=3,

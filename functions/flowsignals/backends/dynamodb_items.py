@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from flowsignals.backends.row_keys import NOT_A_WAITER_PREFIX
 from flowsignals.core.arguments import Delivery
 from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import BufferedSignal, FlowSignalWaiter, SignalFailure
@@ -29,9 +30,6 @@ TTL_ATTRIBUTE = "Ttl"
 TTL_NAME = {"#ttl": TTL_ATTRIBUTE}
 # The lowest step key a waiter can have: step keys hold no control characters.
 FIRST_STEP_KEY = " "
-# The sort keys of rows that are no waiters (buffered signals, links) begin with this, and no
-# step key can.
-NOT_A_WAITER_PREFIX = "\x1f"
 _BUFFERED = NOT_A_WAITER_PREFIX + "buffered\x1f"
 _LINK_PARTITION = "\x1flink\x1f"
 _LINK_SORT_KEY = NOT_A_WAITER_PREFIX + "link"

@@ -3,8 +3,7 @@ request writes nothing), and the one way a pydantic error becomes ``InvalidSigna
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Self, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -18,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge
+from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge, describe_errors
 from flowsignals.core.models import SignalFailure
 from flowsignals.core.values import (
     PAYLOAD_TOO_LARGE,
@@ -34,30 +33,6 @@ from flowsignals.core.values import (
 )
 
 Model = TypeVar("Model", bound=BaseModel)
-
-# Where pydantic says an input came from; the caller knows it by the field's name alone.
-_SOURCES = frozenset({"body", "path", "query", "header"})
-
-
-# A message names at most this many faults, each field name cut to this length: an unknown
-# field's name is the caller's input, and may be anything.
-_MAX_FAULTS = 10
-_MAX_NAME_SHOWN = 64
-
-
-def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
-    """Errors as one line: each field as its caller spelt it, and why. Never the input."""
-    parts = []
-    for error in errors:
-        source, *rest = error.get("loc", ()) or ("body",)
-        location = [str(part) for part in ([] if source in _SOURCES else [source]) + rest]
-        if source == "header":  # HTTP hands header names over lowercased
-            location = [name.title() for name in location]
-        field = ".".join(name[:_MAX_NAME_SHOWN] for name in location) or "body"
-        parts.append(f"{field}: {error.get('msg', 'is invalid')}")
-    shown = "; ".join(parts[:_MAX_FAULTS])
-    more = len(parts) - _MAX_FAULTS
-    return shown + (f"; and {more} more" if more > 0 else "")
 
 
 def validate(model: type[Model], data: object) -> Model:

@@ -1,4 +1,10 @@
-"""The exceptions a store raises. Every one derives from ``FlowSignalError``."""
+"""The exceptions a store raises (every one derives from ``FlowSignalError``), and the one way
+pydantic's errors become their message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class FlowSignalError(Exception):
@@ -18,3 +24,28 @@ class StoreUnavailable(FlowSignalError):
     """The database throttled, failed (5xx) or could not be reached after retries.
 
     Nothing was half-written: every store operation is a single-item atomic write or a read."""
+
+
+# Where pydantic says an input came from; the caller knows it by the field's name alone.
+_SOURCES = frozenset({"body", "path", "query", "header"})
+
+
+# A message names at most this many faults, each field name cut to this length: an unknown
+# field's name is the caller's input, and may be anything.
+_MAX_FAULTS = 10
+_MAX_NAME_SHOWN = 64
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Errors as one line: each field as its caller spelt it, and why. Never the input."""
+    parts = []
+    for error in errors:
+        source, *rest = error.get("loc", ()) or ("body",)
+        location = [str(part) for part in ([] if source in _SOURCES else [source]) + rest]
+        if source == "header":  # HTTP hands header names over lowercased
+            location = [name.title() for name in location]
+        field = ".".join(name[:_MAX_NAME_SHOWN] for name in location) or "body"
+        parts.append(f"{field}: {error.get('msg', 'is invalid')}")
+    shown = "; ".join(parts[:_MAX_FAULTS])
+    more = len(parts) - _MAX_FAULTS
+    return shown + (f"; and {more} more" if more > 0 else "")

@@ -11,9 +11,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowsignals.backends.dynamodb import answer_within
-from flowsignals.lambdas import approval_routes, direct, routes
+from flowsignals.lambdas import direct, routes
 from flowsignals.lambdas.http_events import is_http_api_event
-from flowsignals.lambdas.runtime import logger, metrics, tracer
+from flowsignals.lambdas.observability import logger, metrics
 
 # Time kept back from the invocation's remaining time to shape and return the answer, so a
 # slow DynamoDB is a 503 (or StoreUnavailable), never the function's own timeout.
@@ -35,8 +35,6 @@ def _entry_point(
 
     if with_metrics:
         handler = metrics.log_metrics(handler)
-    # Responses hold payloads: the tracer must not copy them into X-Ray.
-    handler = tracer.capture_lambda_handler(handler, capture_response=False)
     return logger.inject_lambda_context(
         handler, correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
     )
@@ -49,4 +47,13 @@ remove_handler = _entry_point(direct.remove)
 list_handler = _entry_point(direct.list_waiters)
 signals_handler = _entry_point(direct.list_signals)
 links_handler = _entry_point(direct.mint_links)
-approvals_handler = _entry_point(direct.http_only, with_metrics=True, http=approval_routes.handle)
+
+
+def _approval_pages(event: dict[str, Any], context: LambdaContext) -> Any:
+    # Imported at the pages' first request: no other function's process loads them.
+    from flowsignals.lambdas import approval_routes
+
+    return approval_routes.handle(event, context)
+
+
+approvals_handler = _entry_point(direct.http_only, with_metrics=True, http=_approval_pages)

@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
-import boto3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flowsignals.backends.aws import aws_client
 from flowsignals.core.errors import FlowSignalError
 
 # The secret's versions are read again after this long, so a rotation reaches warm functions.
@@ -107,7 +107,7 @@ class SecretsManagerLinkKeys:
 
     def _secrets(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("secretsmanager")
+            self._client = aws_client("secretsmanager")
         return self._client
 
 

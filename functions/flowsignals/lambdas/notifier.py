@@ -21,7 +21,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -34,11 +33,11 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from flowsignals.backends.dynamodb_items import NOT_A_WAITER_PREFIX
-from flowsignals.lambdas.runtime import logger, metrics, tracer
+from flowsignals.backends.aws import aws_client
+from flowsignals.backends.row_keys import NOT_A_WAITER_PREFIX
+from flowsignals.lambdas.observability import logger, metrics
 from flowsignals.lambdas.settings import settings
 
 EVENT_SOURCE = "flowsignals"
@@ -58,8 +57,7 @@ _processor = BatchProcessor(
 @functools.cache
 def _clients() -> tuple[Any, Any]:
     """Step Functions and EventBridge clients, created once per process."""
-    config = Config(retries={"mode": "standard"})
-    return boto3.client("stepfunctions", config=config), boto3.client("events", config=config)
+    return aws_client("stepfunctions"), aws_client("events")
 
 
 def _instant(text: str) -> datetime:
@@ -170,7 +168,6 @@ def handle_record(record: DynamoDBRecord) -> None:
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 @logger.inject_lambda_context(clear_state=True)
 def notifier_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(

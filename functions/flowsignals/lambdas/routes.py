@@ -17,8 +17,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import JsonValue
 
-from flowsignals.core.arguments import describe_errors
-from flowsignals.core.errors import InvalidSignalRequest, PayloadTooLarge, StoreUnavailable
+from flowsignals.core.errors import (
+    InvalidSignalRequest,
+    PayloadTooLarge,
+    StoreUnavailable,
+    describe_errors,
+)
 from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus, SignalFailure
 from flowsignals.core.values import (
     BufferSeconds,

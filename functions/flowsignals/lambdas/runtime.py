@@ -1,28 +1,29 @@
-"""What a Lambda process creates once: the logger, tracer and metrics every handler shares,
-and the services over the table the settings name (created at first use, then reused)."""
+"""What a Lambda process creates once: the services over the table the settings name (created
+at first use, then reused). Approval links' services are imported at their first use: only
+the link functions' requests need them."""
 
 from __future__ import annotations
 
 import functools
-
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from typing import TYPE_CHECKING
 
 from flowsignals.backends.dynamodb import DynamoDBFlowSignalStore
 from flowsignals.core.errors import FlowSignalError
 from flowsignals.core.store import system_clock
-from flowsignals.lambdas.approvals import ApprovalService
-from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey, LinkKeys, SecretsManagerLinkKeys
+from flowsignals.lambdas.observability import logger, metrics
 from flowsignals.lambdas.service import SignalService
 from flowsignals.lambdas.settings import settings
 
-logger = Logger(service="flowsignals")
-tracer = Tracer(service="flowsignals")
-metrics = Metrics(namespace="FlowSignals", service="flowsignals")
+if TYPE_CHECKING:
+    from flowsignals.lambdas.approvals import ApprovalService
+    from flowsignals.lambdas.link_keys import LinkKeys
+
+__all__ = ["approvals", "link_base_url", "link_keys", "logger", "metrics", "service", "store"]
 
 
 @functools.cache
 def store() -> DynamoDBFlowSignalStore:
-    """The process's store (its boto3 client with it)."""
+    """The process's store (its DynamoDB client with it)."""
     config = settings()
     return DynamoDBFlowSignalStore(config.table_name, retention=config.retention)
 
@@ -34,6 +35,8 @@ def service() -> SignalService:
 
 @functools.cache
 def link_keys() -> LinkKeys:
+    from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey, SecretsManagerLinkKeys
+
     config = settings()
     if config.link_secret_id is not None:
         return SecretsManagerLinkKeys(config.link_secret_id)
@@ -52,4 +55,6 @@ def link_base_url() -> str:
 
 @functools.cache
 def approvals() -> ApprovalService:
+    from flowsignals.lambdas.approvals import ApprovalService
+
     return ApprovalService(service(), store(), store(), link_keys(), system_clock)

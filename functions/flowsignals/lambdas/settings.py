@@ -10,8 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flowsignals.core.arguments import describe_errors
-from flowsignals.core.errors import FlowSignalError
+from flowsignals.core.errors import FlowSignalError, describe_errors
 
 
 class Settings(BaseModel):
