@@ -68,7 +68,7 @@ def deliver_handler() -> Handler:
 HANDLERS = {"minimal": minimal_handler, "deliver": deliver_handler}
 
 
-def stub_dynamodb_after_first_call() -> Callable[[], None]:
+def stub_dynamodb_after_first_call(target: str) -> Callable[[], None]:
     """Record each DynamoDB operation's first HTTP answer; once the returned function is
     called, answer every later request with it, without sending (before-send returns it).
     Serializing, signing and parsing still run, as they do on AWS."""
@@ -101,11 +101,18 @@ def stub_dynamodb_after_first_call() -> Callable[[], None]:
         nonlocal stubbing
         stubbing = True
 
-    # The default session's handlers reach every client created from it later.
-    boto3.setup_default_session()
-    assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("response-received.dynamodb", record)
-    boto3.DEFAULT_SESSION.events.register("before-send.dynamodb", replay)
+    # A session's handlers reach every client created from it later: boto3's default one for
+    # the minimal handler, the package's own botocore session for ours.
+    if target == "minimal":
+        boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        events = boto3.DEFAULT_SESSION.events
+    else:
+        from flowsignals.backends.aws import aws_session
+
+        events = aws_session().get_component("event_emitter")
+    events.register("response-received.dynamodb", record)
+    events.register("before-send.dynamodb", replay)
     return start
 
 
@@ -126,7 +133,7 @@ def main() -> None:
         result = {"seconds": time.perf_counter() - start}
     else:
         event = json.load(sys.stdin)
-        stub = stub_dynamodb_after_first_call() if kind == "warm" else None
+        stub = stub_dynamodb_after_first_call(target) if kind == "warm" else None
         start = time.perf_counter()
         handler = HANDLERS[target]()
         initialized = time.perf_counter()  # Lambda's Init phase ends here

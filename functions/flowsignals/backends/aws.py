@@ -12,12 +12,13 @@ from botocore.config import Config
 
 
 @functools.cache
-def _session() -> Any:
-    # One per process, as boto3's default session: it reads the usual AWS settings
-    # (credentials, region, AWS_ENDPOINT_URL_<SERVICE>).
+def aws_session() -> Any:
+    """The process's session, as boto3's default one: it reads the usual AWS settings
+    (credentials, region, AWS_ENDPOINT_URL_<SERVICE>); its events reach every client."""
     return botocore.session.get_session()
 
 
 def aws_client(service: str, config: Config | None = None) -> Any:
     """A client with botocore's standard retries (or ``config``)."""
-    return _session().create_client(service, config=config or Config(retries={"mode": "standard"}))
+    standard = Config(retries={"mode": "standard"})
+    return aws_session().create_client(service, config=config or standard)

@@ -49,7 +49,7 @@ def validate(model: type[Model], data: object) -> Model:
 
 
 class _Arguments(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class RunArguments(_Arguments):

@@ -35,7 +35,7 @@ _SECONDS = re.compile("[1-9][0-9]{0,11}")
 class LinkAction(BaseModel):
     """What one button delivers: a payload (JSON text) or a failure."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     label: str
     payload_json: str | None = None
@@ -58,7 +58,7 @@ def _canonical(payload_json: str | None) -> str | None:
 class ApprovalLink(BaseModel):
     """A minted set of links: one signal of one run, an action per link, until ``expires_at``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     link_id: str
     run_id: str
@@ -78,7 +78,7 @@ class ApprovalLink(BaseModel):
 class MintedLinks(BaseModel):
     """Links as minted: one URL per action, all working until ``expires_at``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     links: dict[str, str]
     expires_at: AwareDatetime

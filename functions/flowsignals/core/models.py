@@ -23,7 +23,7 @@ class SignalFailure(BaseModel):
     which a state machine ``Catch``es by ``error`` (e.g. ``Rejected``)."""
 
     # Checked again wherever it is handed in: model_copy(update=...) skips validation.
-    model_config = ConfigDict(frozen=True, revalidate_instances="always")
+    model_config = ConfigDict(frozen=True, revalidate_instances="always", defer_build=True)
 
     error: FailureError
     cause: FailureCause | None = None
@@ -32,7 +32,7 @@ class SignalFailure(BaseModel):
 class BufferedSignal(BaseModel):
     """An early signal kept for the run's next waiter of its name (its payload stays private)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     signal_name: str
     buffered_at: AwareDatetime
@@ -46,7 +46,7 @@ class FlowSignalWaiter(BaseModel):
     it is a bearer credential for the orchestrator's task.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: RunId
     step_key: str
@@ -81,7 +81,7 @@ class FlowSignalWaiter(BaseModel):
 class SignalDeliveryResult(BaseModel):
     """The answer to ``deliver_signal``. Fields that do not apply to a status are None."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     status: SignalDeliveryStatus
     step_key: str | None = None

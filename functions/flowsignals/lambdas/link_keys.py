@@ -20,7 +20,7 @@ REFRESH_SECONDS = 10
 
 
 class LinkKey(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     keyId: Annotated[str, Field(pattern="^[A-Za-z0-9_-]{1,32}$")]
     key: Annotated[str, Field(min_length=32, repr=False)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from flowsignals.core.links import LinkAction
+from flowsignals.core.models import SignalFailure
 from flowsignals.core.values import (
     DEFAULT_LINK_SECONDS,
     ActionLabel,
@@ -19,14 +20,12 @@ from flowsignals.core.values import (
     RunId,
     SignalName,
 )
-from flowsignals.lambdas.schemas import FailureBody, RequestModel
+from flowsignals.lambdas.schemas import FailureBody, RequestModel, View
 
 MAX_ACTIONS = 10
 # What one link keeps (its actions, as stored): well inside a DynamoDB item's 400 KB, whatever
 # ten actions with 32 KiB causes would add up to.
 MAX_ACTIONS_BYTES = 65_536
-APPROVE = LinkAction(label="Approve", payload_json='{"approved": true}')
-REJECT = LinkAction(label="Reject", failure=FailureBody(error="Rejected").failure())
 
 
 class LinkActionBody(RequestModel):
@@ -80,7 +79,10 @@ class MintLinksBody(RequestModel):
 
     def link_actions(self) -> dict[str, LinkAction]:
         if self.actions is None:
-            return {"approve": APPROVE, "reject": REJECT}
+            return {
+                "approve": LinkAction(label="Approve", payload_json='{"approved": true}'),
+                "reject": LinkAction(label="Reject", failure=SignalFailure(error="Rejected")),
+            }
         return {name: body.action(name) for name, body in self.actions.items()}
 
 
@@ -91,6 +93,6 @@ class MintLinksEvent(MintLinksBody):
     signalName: SignalName
 
 
-class LinksView(BaseModel):
+class LinksView(View):
     links: dict[str, str] = Field(description="One URL per action: {base}/approvals/{token}")
     expiresAt: str

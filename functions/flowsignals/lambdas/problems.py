@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -15,6 +15,8 @@ RETRY_AFTER_SECONDS = "1"
 
 class Problem(BaseModel):
     """An RFC 9457 problem; 409 adds stepKey/deliveredAt, 410 stepKey/expiresAt."""
+
+    model_config = ConfigDict(defer_build=True)  # the OpenAPI document's, built at first use
 
     type: str = "about:blank"
     title: str

@@ -51,9 +51,11 @@ NextToken = Annotated[
 
 
 class RequestModel(BaseModel):
+    # defer_build: each model is built at its first use, so a function's process builds only
+    # the models its requests use (every model of the package is deferred likewise).
     # Unknown fields are an error: a misspelt "timeoutSecond" must not register a waiter
     # that never expires.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RegisterWaiterBody(RequestModel):
@@ -132,18 +134,24 @@ class SignalsEvent(RequestModel):
 # --- views -------------------------------------------------------------------------------
 
 
+class View(BaseModel):
+    """An answer's shape, for the OpenAPI document and the client (built at first use)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class WaiterState(StrEnum):
     WAITING = "Waiting"
     DELIVERED = "Delivered"
     EXPIRED = "Expired"
 
 
-class FailureView(BaseModel):
+class FailureView(View):
     error: str
     cause: str | None
 
 
-class WaiterView(BaseModel):
+class WaiterView(View):
     """A waiter as the API shows it. The task token is never shown."""
 
     runId: str
@@ -158,12 +166,12 @@ class WaiterView(BaseModel):
     state: WaiterState
 
 
-class WaiterPage(BaseModel):
+class WaiterPage(View):
     waiters: list[WaiterView]
     nextToken: str | None = Field(description="Pass it back for the next page; null at the end")
 
 
-class DeliveredView(BaseModel):
+class DeliveredView(View):
     """The HTTP answer to a successful delivery."""
 
     delivered: Literal[True] = True
@@ -172,7 +180,7 @@ class DeliveredView(BaseModel):
     replayed: bool
 
 
-class BufferedView(BaseModel):
+class BufferedView(View):
     """The HTTP answer (202) to a signal kept for a waiter not registered yet."""
 
     delivered: Literal[False] = False
@@ -181,13 +189,13 @@ class BufferedView(BaseModel):
     replayed: bool
 
 
-class SignalView(BaseModel):
+class SignalView(View):
     signalName: str
     bufferedAt: str
     bufferedUntil: str
 
 
-class SignalList(BaseModel):
+class SignalList(View):
     signals: list[SignalView]
 
 

@@ -16,7 +16,7 @@ from flowsignals.core.errors import FlowSignalError, describe_errors
 class Settings(BaseModel):
     """The variables template.yaml sets on every function."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     table_name: Annotated[str, Field(alias="TABLE_NAME", min_length=3, max_length=255)]
     # Whole days: DynamoDB's TTL is in seconds, but "1.5" in a template is a typo, not a plan.
