@@ -89,10 +89,7 @@ def build_image() -> Image:
         _pip_install(image.runtime, "-c", str(constraints), *RUNTIME_PACKAGES)
         stamp.write_text(pins)
     shutil.rmtree(image.task, ignore_errors=True)
-    for path in code_files():
-        copy = image.task / path.relative_to(ROOT / "functions")
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, copy)
+    build_code(image.task)
     return image
 
 
@@ -203,13 +200,14 @@ def zipped_bytes(root: Path, files: Iterable[Path]) -> int:
         return archive.tell()
 
 
-def code_files() -> list[Path]:
-    """CodeUri functions/ as sam build copies it: the files git tracks (sam build leaves out
-    __pycache__)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "functions"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode()
-    return [ROOT / name for name in listed.split("\0") if name]
+def build_code(target: Path) -> None:
+    """A function's code as sam build ships it: functions/Makefile's recipe (the package,
+    compiled ahead) with this Python, into ``target``."""
+    recipe = ["make", "-s", "-C", str(ROOT / "functions"), "build-DeliverFunction"]
+    recipe += [f"ARTIFACTS_DIR={target}", f"PYTHON={sys.executable}"]
+    done = subprocess.run(recipe, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"functions/Makefile failed:\n{done.stderr}")
 
 
 def layer_zip_bytes(image: Image) -> tuple[int, str]:

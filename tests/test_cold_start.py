@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from cold_start import ROOT, Image, code_files, handler_modules, lambda_environment, python_command
+from cold_start import (
+    ROOT,
+    Image,
+    build_code,
+    handler_modules,
+    lambda_environment,
+    python_command,
+)
 from template_yaml import load_template
 
 ENDPOINT = "http://127.0.0.1:8123"
@@ -29,7 +36,7 @@ def test_the_environment_is_a_lambda_process_on_dynamodb_local(
 ) -> None:
     monkeypatch.setenv("AWS_PROFILE", "someone-real")
     environment = lambda_environment(ENDPOINT, "waiters", image)
-    # With LAMBDA_TASK_ROOT the X-Ray SDK takes Lambda's sampler, as on AWS.
+    # LAMBDA_TASK_ROOT tells libraries (Powertools among them) they run in Lambda.
     assert environment["LAMBDA_TASK_ROOT"] == str(image.task)
     assert environment["PYTHONPATH"].split(":") == [
         str(image.task),
@@ -65,11 +72,21 @@ def test_an_interpreter_imports_only_from_the_image(image: Image) -> None:
     assert json.loads(found) == [True, True, True, True]
 
 
-def test_the_code_is_what_sam_build_ships_and_holds_every_handler() -> None:
-    files = {path.relative_to(ROOT / "functions").as_posix() for path in code_files()}
-    assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
+def test_the_code_ships_compiled_and_holds_every_handler(tmp_path: Path) -> None:
+    """functions/Makefile, as sam build runs it: the package and its bytecode for the runtime,
+    so no cold start compiles a module; nothing else (no Makefile, no stale cache)."""
+    build_code(tmp_path)
+    files = {
+        path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()
+    }
+    sources = {name for name in files if name.endswith(".py")}
+    tag = sys.implementation.cache_tag
+    for source in sources:
+        folder, _, name = source.rpartition("/")
+        assert f"{folder}/__pycache__/{name.removesuffix('.py')}.{tag}.pyc" in files, source
+    assert files == sources | {name for name in files if name.endswith(f".{tag}.pyc")}
     for module in handler_modules():
-        assert f"{module.replace('.', '/')}.py" in files
+        assert f"{module.replace('.', '/')}.py" in sources
 
 
 # What a function's process must not load at import: modules only some requests need (the

@@ -237,6 +237,13 @@ def test_the_example_decides_on_any_payload_and_catches_a_rejection() -> None:
     }
 
 
+def test_every_function_ships_its_code_compiled_by_functions_makefile() -> None:
+    for name, function in functions().items():
+        assert function["Metadata"] == {"BuildMethod": "makefile"}, name
+    assert load_template()["Globals"]["Function"]["CodeUri"] == "functions/"
+    assert "build-%:" in (ROOT / "functions" / "Makefile").read_text()
+
+
 def test_globals_and_outputs() -> None:
     template = load_template()
     function_globals = template["Globals"]["Function"]
