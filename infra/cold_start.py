@@ -4,10 +4,9 @@ on DynamoDB Local), the warm cost of a request with DynamoDB stubbed, the proces
 and the zipped code and layer.
 
 Every interpreter runs as a function's process would (``lambda_environment``): Lambda's
-variables (with ``LAMBDA_TASK_ROOT`` set the X-Ray SDK uses Lambda's sampler, as on AWS,
-instead of building the botocore clients of its local one at import), and only the code (as
-sam build ships it, without .pyc), the layer and the runtime's boto3 to import from
-(``build_image``). Rows run interleaved (A, B, A, B, ...) and report medians, so a machine
+variables (``LAMBDA_TASK_ROOT`` among them: libraries such as Powertools, and the X-Ray SDK
+if one loaded it, behave as in Lambda), and only the code (as sam build ships it, compiled
+by functions/Makefile), the layer and the runtime's boto3 to import from (``build_image``). Rows run interleaved (A, B, A, B, ...) and report medians, so a machine
 busy with other work slows every row alike.
 
     python infra/cold_start.py importtime [MODULE] [RUNS]   # where an import's time goes
@@ -41,7 +40,8 @@ CHILD = Path(__file__).resolve().parent / "cold_start_child.py"
 LAYER = ROOT / "infra" / "layer"
 # A Lambda process imports from its code, the layer and the runtime's own boto3 (these
 # packages, at constraints.txt's versions), not from this venv, whose test tools (requests,
-# moto, ...) the X-Ray SDK would find and patch. Installed for this machine's platform.
+# moto, ...) would change what some libraries do at import. Installed for this machine's
+# platform.
 IMAGE = ROOT / ".cache" / "lambda-image"
 RUNTIME_PACKAGES = (
     "boto3",
@@ -77,7 +77,7 @@ def _pip_install(target: Path, *arguments: str) -> None:
 
 def build_image() -> Image:
     """IMAGE: the layer and the runtime's packages (installed again when a pin changes) and
-    a fresh copy of the code as sam build ships it: git-tracked files, no .pyc."""
+    a fresh build of the code as sam build ships it (functions/Makefile)."""
     image = Image(IMAGE / "task", IMAGE / "layer", IMAGE / "runtime")
     requirements = LAYER / "requirements.txt"
     constraints = ROOT / "constraints.txt"
@@ -100,7 +100,7 @@ def lambda_environment(endpoint: str, table: str, image: Image) -> dict[str, str
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(str(path) for path in image),
-        # /var/task is read-only and ships no .pyc: our modules compile at every cold start.
+        # /var/task is read-only: only the .pyc files the build ships are ever used.
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
@@ -117,7 +117,7 @@ def lambda_environment(endpoint: str, table: str, image: Image) -> dict[str, str
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_SESSION_TOKEN": "bench",
-        # Tracing: Active, and this trace sampled, so the tracer's work on each call counts.
+        # Tracing: Active, and this trace sampled, as Lambda hands it to a traced function.
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
         "Sampled=1",
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
@@ -257,7 +257,8 @@ def report(
 
     lines = [
         f"cold start as Lambda pays it: fresh interpreters in a Lambda-like environment"
-        f" (LAMBDA_TASK_ROOT set, code without .pyc); medians of {runs}, rows interleaved",
+        f" (LAMBDA_TASK_ROOT set, code as functions/Makefile ships it); medians of {runs},"
+        " rows interleaved",
         f"  {'':58} {'median':>10}  ratio  target",
     ]
     baseline = median(f"import {BASELINE}", "seconds") * 1000
@@ -286,7 +287,7 @@ def report(
     p50: dict[str, float] = {}
     lines.append(
         f"warm requests, {warm} after the first in one process (DynamoDB answered at botocore's"
-        " HTTP layer: serializing, signing, parsing and tracing still run):"
+        " HTTP layer: serializing, signing and parsing still run):"
     )
     for handler in ("minimal", "deliver"):
         result = run_child(environment, "warm", handler, str(warm), event=event)
