@@ -6,8 +6,9 @@ and the zipped code and layer.
 Every interpreter runs as a function's process would (``lambda_environment``): Lambda's
 variables (``LAMBDA_TASK_ROOT`` among them: libraries such as Powertools, and the X-Ray SDK
 if one loaded it, behave as in Lambda), and only the code (as sam build ships it, compiled
-by functions/Makefile), the layer and the runtime's boto3 to import from (``build_image``). Rows run interleaved (A, B, A, B, ...) and report medians, so a machine
-busy with other work slows every row alike.
+by functions/Makefile), the layer and the runtime's boto3 to import from (``build_image``).
+Rows run interleaved (A, B, A, B, ...) and report medians, so a machine busy with other work
+slows every row alike.
 
     python infra/cold_start.py importtime [MODULE] [RUNS]   # where an import's time goes
 """
