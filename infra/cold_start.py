@@ -129,6 +129,7 @@ def lambda_environment(endpoint: str, table: str, image: Image) -> dict[str, str
         "POWERTOOLS_SERVICE_NAME": "flowsignals",
         "POWERTOOLS_METRICS_NAMESPACE": "FlowSignals",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
 
 

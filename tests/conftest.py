@@ -25,6 +25,7 @@ from moto import mock_aws
 
 import dynamodb_local
 from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
+from flowsignals.backends.aws import aws_session
 from flowsignals.lambdas import runtime
 from flowsignals.lambdas.settings import settings
 from flowsignals.testing import create_waiter_table
@@ -217,8 +218,16 @@ def running_local_server(**env: str) -> Iterator[str]:
 
 
 def reset_runtime() -> None:
-    """Forget the process's settings, store and services, as a new Lambda process would."""
-    for cached in (settings, runtime.store, runtime.service, runtime.link_keys, runtime.approvals):
+    """Forget the process's settings, AWS session, store and services, as a new Lambda
+    process would (its session read the AWS settings of its time, as boto3's does)."""
+    for cached in (
+        settings,
+        aws_session,
+        runtime.store,
+        runtime.service,
+        runtime.link_keys,
+        runtime.approvals,
+    ):
         cached.cache_clear()
 
 

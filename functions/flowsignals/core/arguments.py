@@ -1,8 +1,6 @@
 """Each store operation's arguments, checked by every backend before any I/O (so a rejected
 request writes nothing), and the one way a pydantic error becomes ``InvalidSignalRequest``."""
 
-from __future__ import annotations
-
 from typing import Annotated, Self, TypeVar
 
 from pydantic import (

@@ -6,8 +6,6 @@ may take 4 KiB, a failure's cause 32 KiB, and a token must stay under 2 KB). Its
 an HMAC-SHA256 under a key named by its key id, so keys can rotate while older links work.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import hashlib
@@ -117,7 +115,7 @@ class LinkToken:
         return f"{_encode(body)}.{_encode(_signature(key, body))}"
 
     @classmethod
-    def read(cls, token: str, key_for: Callable[[str], bytes | None]) -> LinkToken:
+    def read(cls, token: str, key_for: Callable[[str], bytes | None]) -> "LinkToken":
         """The token's content, if ``key_for(key id)`` signed it; else ``BadLinkToken``. An
         expired token reads (its expiry is for the caller to tell)."""
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:

@@ -1,7 +1,5 @@
 """The records a store returns."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 

@@ -1,8 +1,6 @@
 """The JSON shapes of minting approval links: the body of ``POST …/links``, the direct event of
 the links function, and the answer."""
 
-from __future__ import annotations
-
 from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator

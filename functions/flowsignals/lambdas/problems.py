@@ -1,7 +1,5 @@
 """RFC 9457 problem answers (``application/problem+json``) and plain JSON answers."""
 
-from __future__ import annotations
-
 import json
 from http import HTTPStatus
 from typing import Any

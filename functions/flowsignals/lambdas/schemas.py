@@ -1,8 +1,6 @@
 """The JSON shapes of the HTTP API and of direct invocation: camelCase request models built
 from the contract's value types, and the views of waiters and deliveries."""
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self

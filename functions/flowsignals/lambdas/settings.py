@@ -1,8 +1,6 @@
 """The functions' settings: read from the environment and validated once, at the first
 invocation of a process, with an error that names the variable."""
 
-from __future__ import annotations
-
 import functools
 import os
 from datetime import timedelta
