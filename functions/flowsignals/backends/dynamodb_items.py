@@ -62,7 +62,9 @@ def _failure(item: dict[str, Any]) -> SignalFailure | None:
 
 
 def waiter_from_item(item: dict[str, Any]) -> FlowSignalWaiter:
-    return FlowSignalWaiter(
+    # A row the store wrote, read back as it is, not validated again: a rule added later
+    # never makes a stored row unreadable, and a delivery's reads cost no validation.
+    return FlowSignalWaiter.model_construct(
         run_id=item["RunId"]["S"],
         step_key=item["StepKey"]["S"],
         signal_name=item["SignalName"]["S"],
