@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from flowsignals.lambdas import approval_routes
-from flowsignals.lambdas.routes import app
+from flowsignals.lambdas.link_routes import app  # every route of the IAM API, minting too
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.json"
 

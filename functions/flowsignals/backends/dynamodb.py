@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from flowsignals.backends import dynamodb_items as items
@@ -35,7 +35,6 @@ from flowsignals.core.arguments import (
     check_waiter_key,
 )
 from flowsignals.core.errors import StoreUnavailable
-from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
@@ -57,6 +56,9 @@ from flowsignals.core.store import (
     with_delivery,
 )
 from flowsignals.core.values import format_timestamp
+
+if TYPE_CHECKING:
+    from flowsignals.core.links import ApprovalLink
 
 __all__ = ["SIGNAL_INDEX", "DynamoDBFlowSignalStore", "answer_within", "default_client"]
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowsignals.backends.row_keys import NOT_A_WAITER_PREFIX
 from flowsignals.core.arguments import Delivery
-from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import BufferedSignal, FlowSignalWaiter, SignalFailure
 from flowsignals.core.values import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:  # links are read by the link functions only, and load their models then
+    from flowsignals.core.links import ApprovalLink
 
 TTL_ATTRIBUTE = "Ttl"
 # "TTL" is a DynamoDB reserved word (case-insensitively), so Ttl goes by a placeholder.
@@ -180,4 +182,6 @@ def link_item(link: ApprovalLink, ttl: int) -> dict[str, Any]:
 
 
 def link_from_item(item: dict[str, Any]) -> ApprovalLink:
+    from flowsignals.core.links import ApprovalLink
+
     return ApprovalLink.model_validate_json(item["LinkJson"]["S"])

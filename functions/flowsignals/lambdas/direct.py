@@ -11,7 +11,6 @@ from typing import Any
 
 from flowsignals.core.arguments import validate
 from flowsignals.core.errors import InvalidSignalRequest
-from flowsignals.lambdas.link_schemas import MintLinksEvent
 from flowsignals.lambdas.runtime import approvals, link_base_url, service
 from flowsignals.lambdas.schemas import (
     DeliverSignalEvent,
@@ -82,6 +81,8 @@ def list_waiters(event: Any) -> dict[str, Any]:
 
 
 def mint_links(event: Any) -> dict[str, Any]:
+    from flowsignals.lambdas.link_schemas import MintLinksEvent  # the links function's only
+
     with _exactly_invalid_signal_request():
         request = validate(MintLinksEvent, event)
         return approvals().mint(request.runId, request.signalName, request, link_base_url())

@@ -46,7 +46,16 @@ get_handler = _entry_point(direct.get)
 remove_handler = _entry_point(direct.remove)
 list_handler = _entry_point(direct.list_waiters)
 signals_handler = _entry_point(direct.list_signals)
-links_handler = _entry_point(direct.mint_links)
+
+
+def _link_routes(event: dict[str, Any], context: LambdaContext) -> Any:
+    # Imported at the links function's first request: no other function builds its models.
+    from flowsignals.lambdas import link_routes
+
+    return link_routes.handle(event, context)
+
+
+links_handler = _entry_point(direct.mint_links, http=_link_routes)
 
 
 def _approval_pages(event: dict[str, Any], context: LambdaContext) -> Any:

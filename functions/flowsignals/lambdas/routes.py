@@ -40,9 +40,8 @@ from flowsignals.lambdas.http_events import (
     caller,
     normalize,
 )
-from flowsignals.lambdas.link_schemas import LinksView, MintLinksBody
 from flowsignals.lambdas.problems import bad_request, ok, problem, responses
-from flowsignals.lambdas.runtime import approvals, link_base_url, logger, service
+from flowsignals.lambdas.runtime import logger, service
 from flowsignals.lambdas.schemas import (
     DEFAULT_PAGE_SIZE,
     BufferedView,
@@ -207,22 +206,6 @@ def _deliver(
         buffer_seconds=buffer_seconds,
     )
     return delivery_response(result)
-
-
-@app.post(
-    "/runs/<runId>/signals/<signalName>/links",
-    summary="Mint approval links: one URL per action, for a person without an AWS identity",
-    description=(
-        "Each URL opens a confirmation page (GET and HEAD change nothing); its button delivers"
-        ' the action once. Default actions: approve (payload {"approved": true}) and reject'
-        " (failure Rejected). A waiter need not exist yet."
-    ),
-    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=LinksView),
-)
-def mint_links(
-    runId: RunIdPath, signalName: SignalNamePath, body: Annotated[MintLinksBody, Body()]
-) -> Response[str]:
-    return ok(approvals().mint(runId, signalName, body, link_base_url()))
 
 
 @app.get(
