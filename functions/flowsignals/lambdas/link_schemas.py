@@ -1,9 +1,9 @@
 """The JSON shapes of minting approval links: the body of ``POST …/links``, the direct event of
 the links function, and the answer."""
 
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from flowsignals.core.links import LinkAction
@@ -18,7 +18,7 @@ from flowsignals.core.values import (
     RunId,
     SignalName,
 )
-from flowsignals.lambdas.schemas import FailureBody, RequestModel, View
+from flowsignals.lambdas.schemas import PayloadOrFailure, RequestModel, View
 
 MAX_ACTIONS = 10
 # What one link keeps (its actions, as stored): well inside a DynamoDB item's 400 KB, whatever
@@ -26,18 +26,11 @@ MAX_ACTIONS = 10
 MAX_ACTIONS_BYTES = 65_536
 
 
-class LinkActionBody(RequestModel):
+class LinkActionBody(PayloadOrFailure):
     """What a button delivers: ``payload`` (default ``{}``) or ``failure``."""
 
     label: ActionLabel | None = None
     payload: LinkPayloadValue = "{}"
-    failure: FailureBody | None = None
-
-    @model_validator(mode="after")
-    def _payload_or_failure(self) -> Self:
-        if self.failure is not None and "payload" in self.model_fields_set:
-            raise PydanticCustomError("payload_or_failure", "give payload or failure, not both")
-        return self
 
     def action(self, name: str) -> LinkAction:
         label = self.label or name

@@ -105,21 +105,26 @@ class FailureBody(RequestModel):
         return SignalFailure(error=self.error, cause=self.cause)
 
 
-class DeliverSignalEvent(RequestModel):
-    runId: RunId
-    signalName: SignalName
-    # Omitted is {} (unless a failure is given), an explicit null is null.
-    payload: PayloadValue = "{}"
+class PayloadOrFailure(RequestModel):
+    """What delivers a payload (its subclass's ``payload`` field) or a failure, not both."""
+
     failure: FailureBody | None = None
-    idempotencyKey: IdempotencyKey | None = None
-    deliveredBy: DeliveredBy | None = None
-    bufferSeconds: BufferSeconds | None = None
 
     @model_validator(mode="after")
     def _payload_or_failure(self) -> Self:
         if self.failure is not None and "payload" in self.model_fields_set:
             raise PydanticCustomError("payload_or_failure", "give payload or failure, not both")
         return self
+
+
+class DeliverSignalEvent(PayloadOrFailure):
+    runId: RunId
+    signalName: SignalName
+    # Omitted is {} (unless a failure is given), an explicit null is null.
+    payload: PayloadValue = "{}"
+    idempotencyKey: IdempotencyKey | None = None
+    deliveredBy: DeliveredBy | None = None
+    bufferSeconds: BufferSeconds | None = None
 
     def payload_json(self) -> str | None:
         return None if self.failure is not None else self.payload
