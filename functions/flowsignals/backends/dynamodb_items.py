@@ -176,7 +176,6 @@ def link_item(link: ApprovalLink, ttl: int) -> dict[str, Any]:
         **link_key(link.link_id),
         # The whole link as one JSON text: it is only ever read whole, by its id.
         "LinkJson": s(link.model_dump_json()),
-        "ExpiresAt": s(format_timestamp(link.expires_at)),
         TTL_ATTRIBUTE: n(ttl),
     }
 

@@ -242,11 +242,7 @@ def _shown_text(value: object) -> str:
 
 
 def _link_seconds(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        _reject("must be a whole number of seconds")
-    if not 1 <= value <= MAX_LINK_SECONDS:
-        _reject(f"must be 1 to {MAX_LINK_SECONDS} seconds (30 days)")
-    return value
+    return _whole_seconds(value, MAX_LINK_SECONDS, " (30 days)")
 
 
 ActionName = Annotated[
@@ -309,23 +305,23 @@ def _deadline(value: object) -> datetime:
     return to_utc_ms(value)
 
 
-def _timeout_seconds(value: object) -> int:
+def _whole_seconds(value: object, maximum: int, span: str = "") -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         _reject("must be a whole number of seconds")
-    if not 1 <= value <= MAX_TIMEOUT_SECONDS:
-        _reject(f"must be 1 to {MAX_TIMEOUT_SECONDS} seconds")
+    if not 1 <= value <= maximum:
+        _reject(f"must be 1 to {maximum} seconds{span}")
     return value
+
+
+def _timeout_seconds(value: object) -> int:
+    return _whole_seconds(value, MAX_TIMEOUT_SECONDS)
 
 
 def _buffer_seconds(value: object) -> int:
     # A query string's value is text: its digits are the number.
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 8:
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        _reject("must be a whole number of seconds")
-    if not 1 <= value <= MAX_BUFFER_SECONDS:
-        _reject(f"must be 1 to {MAX_BUFFER_SECONDS} seconds (30 days)")
-    return value
+    return _whole_seconds(value, MAX_BUFFER_SECONDS, " (30 days)")
 
 
 def _buffer_for(value: object) -> timedelta:
