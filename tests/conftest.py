@@ -133,6 +133,9 @@ def dynamodb_local_endpoint() -> Iterator[str]:
 def dynamodb_local_table(dynamodb_local_endpoint: str) -> tuple[Any, str]:
     """A client of DynamoDB Local and the session's waiter table (tests use fresh run ids)."""
     client = dynamodb_local_client(dynamodb_local_endpoint)
+    with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+        # A server of the developer's (DYNAMODB_LOCAL_ENDPOINT) keeps an earlier session's.
+        client.delete_table(TableName=TABLE_NAME)
     create_waiter_table(client, TABLE_NAME)
     return client, TABLE_NAME
 

@@ -30,9 +30,14 @@ from flowsignals import (
     SignalDeliveryStatus,
     StoreUnavailable,
 )
-from flowsignals.backends.dynamodb import answer_within, default_client
+from flowsignals.backends.dynamodb import (
+    DECISION_INDEX,
+    SIGNAL_INDEX,
+    answer_within,
+    default_client,
+)
 from flowsignals.core.values import parse_timestamp
-from flowsignals.testing import record_requests
+from flowsignals.testing import consumed_capacity, record_requests
 
 DAY = 86_400
 
@@ -147,7 +152,7 @@ def test_each_operation_makes_the_budgeted_requests(dynamodb_backend: Backend) -
     assert "begins_with(StepKey" in register[1].params["KeyConditionExpression"]
     assert operations(deliver_hit) == ["Query", "UpdateItem"]
     assert deliver_hit[0].params["ConsistentRead"] is True
-    assert "IndexName" not in deliver_hit[0].params
+    assert deliver_hit[0].params["IndexName"] == DECISION_INDEX
     assert deliver_hit[1].params["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     assert "attribute_not_exists(DeliveredAt)" in deliver_hit[1].params["ConditionExpression"]
     assert operations(deliver_miss) == ["Query"]
@@ -195,23 +200,65 @@ def test_list_pages_through_more_than_one_megabyte(
 
 
 @pytest.mark.dynamodb_local
-def test_many_waiters_of_one_name_page_through_the_consistent_read(
+def test_a_name_whose_waiters_hold_megabytes_is_decided_without_reading_them(
     dynamodb_local_table: tuple[Any, str], clock: FakeClock
 ) -> None:
     client, table = dynamodb_local_table
     store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
     run = uuid4()
-    for n in range(6):  # each delivered with ~250 KB: the run is more than one page
+    for n in range(6):  # each delivered with ~250 KB: the name holds 1.5 MB of payloads
         store.register_waiter(run, f"step-{n}", "go")
         clock.advance(milliseconds=1)
         store.deliver_signal(run, "go", json.dumps("x" * 250_000))
     store.register_waiter(run, "step-6", "go")
 
-    with record_requests(client) as requests:
+    with record_requests(client, consumed_capacity=True) as requests:
         result = store.deliver_signal(run, "go", "{}")
 
     assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "step-6")
+    *reads, write = requests
+    assert write.operation == "UpdateItem"
+    # The index holds no payload: its entries are read, never the table's rows. (DynamoDB
+    # Local cuts an index's pages at 1 MB of the table's rows, so it may take two queries;
+    # each costs the 1 unit its entries' few hundred bytes cost.)
+    assert {r.operation for r in reads} == {"Query"}
+    assert all(r.consumed_capacity["Table"]["CapacityUnits"] == 0 for r in reads)
+    assert consumed_capacity(reads) == (len(reads), 0.0)
+
+
+@pytest.mark.dynamodb_local
+def test_many_waiters_of_one_name_page_through_the_consistent_read(
+    dynamodb_local_table: tuple[Any, str], clock: FakeClock
+) -> None:
+    client, table = dynamodb_local_table
+    store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
+    run = str(uuid4())
+    # Over 1 MB of index entries: 2,200 delivered waiters with long step and idempotency keys
+    # (written as deliveries leave them, in batches: 2,200 deliveries would take minutes).
+    at = "2096-11-23T10:15:30.123Z"
+    rows = [
+        {
+            "RunId": {"S": run},
+            "StepKey": {"S": f"{n:04d}-" + "s" * 250},
+            "SignalName": {"S": "go"},
+            "CreatedAt": {"S": at},
+            "DeliveredAt": {"S": at},
+            "PayloadJson": {"S": "{}"},
+            "IdempotencyKey": {"S": f"{n:04d}" + "k" * 120},
+        }
+        for n in range(2200)
+    ]
+    for start in range(0, len(rows), 25):
+        batch = [{"PutRequest": {"Item": row}} for row in rows[start : start + 25]]
+        client.batch_write_item(RequestItems={table: batch})
+    store.register_waiter(run, "live", "go")
+
+    with record_requests(client) as requests:
+        result = store.deliver_signal(run, "go", "{}")
+
+    assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "live")
     assert operations(requests) == ["Query", "Query", "UpdateItem"]
+    assert "ExclusiveStartKey" in requests[1].params
 
 
 # --- a lagging index -----------------------------------------------------------------------
@@ -223,7 +270,8 @@ def index_shows_only(client: Any, step_keys: set[str]) -> Iterator[None]:
     rows of ``step_keys``, whatever the table holds."""
 
     def mark(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["reads_index"] = "IndexName" in params
+        # Only the global index lags: the local one is read strongly consistently.
+        context["reads_index"] = params.get("IndexName") == SIGNAL_INDEX
 
     def stale(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if context.get("reads_index"):
@@ -259,7 +307,8 @@ def test_oldest_first_holds_while_the_index_lags(
     assert (second.status, second.step_key) == (SignalDeliveryStatus.DELIVERED, "newer")
     assert (third.status, third.step_key) == (SignalDeliveryStatus.ALREADY_DELIVERED, "older")
     assert missing.status is SignalDeliveryStatus.NOT_FOUND
-    assert not any("IndexName" in r.params for r in requests)  # decisions never use the index
+    # Decisions never read the index that lags.
+    assert not any(r.params.get("IndexName") == SIGNAL_INDEX for r in requests)
 
 
 def test_a_lagging_index_never_yields_a_false_expired_or_not_found(
@@ -276,6 +325,31 @@ def test_a_lagging_index_never_yields_a_false_expired_or_not_found(
         other = store.deliver_signal(run, "other", "{}")
     assert (result.status, result.step_key) == (SignalDeliveryStatus.DELIVERED, "new")
     assert (other.status, other.step_key) == (SignalDeliveryStatus.DELIVERED, "fresh")
+
+
+def test_listing_a_signal_reads_the_lagging_index_but_never_lists_a_waiter_under_a_wrong_name(
+    dynamodb_backend: Backend, clock: FakeClock
+) -> None:
+    store, client, run = dynamodb_backend.store, dynamodb_backend.client, uuid4()
+    for step_key in ("a", "b", "c"):
+        store.register_waiter(run, step_key, "go")
+        clock.advance(seconds=1)
+    # The index has not caught up: it still lists "b" under "go", and not yet "d".
+    with index_shows_only(client, {"a", "b", "c"}), record_requests(client) as requests:
+        store.register_waiter(run, "b", "other")
+        store.register_waiter(run, "d", "go")
+        listed = store.list_waiters(run, signal_name="go")
+        page = store.list_waiters_page(run, limit=1, signal_name="go")
+        next_page = store.list_waiters_page(run, limit=5, after=page[0].position, signal_name="go")
+        decided = store.deliver_signal(run, "go", "{}")
+
+    assert [w.step_key for w in listed] == ["a", "c"]  # eventually consistent, as documented
+    assert [w.step_key for w in page] == ["a"]
+    assert [w.step_key for w in next_page] == ["c"]
+    assert decided.step_key == "a"
+    index_reads = [r for r in requests if r.params.get("IndexName") == SIGNAL_INDEX]
+    assert len(index_reads) == 3 and all("ConsistentRead" not in r.params for r in index_reads)
+    assert "BatchGetItem" in operations(requests)
 
 
 # --- DynamoDB failing ----------------------------------------------------------------------

@@ -51,7 +51,9 @@ def test_the_created_table_matches_the_template(created_table: dict[str, Any]) -
     assert {index_shape(i) for i in table["GlobalSecondaryIndexes"]} == {
         index_shape(i) for i in expected["GlobalSecondaryIndexes"]
     }
-    assert table.get("LocalSecondaryIndexes", []) == expected.get("LocalSecondaryIndexes", [])
+    assert {index_shape(i) for i in table["LocalSecondaryIndexes"]} == {
+        index_shape(i) for i in expected["LocalSecondaryIndexes"]
+    }
     assert table["BillingModeSummary"]["BillingMode"] == expected["BillingMode"]
     assert table["StreamSpecification"] == {
         "StreamEnabled": True,
@@ -76,3 +78,11 @@ def test_the_template_table_is_as_the_spec_describes() -> None:
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "RunId-SignalName-index"
     assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["CreatedAt"]}
+    # Decisions read a local index (the only kind read strongly consistently): its entries
+    # hold what the rule reads, never a payload, a failure's cause or a task token.
+    (local,) = table["LocalSecondaryIndexes"]
+    assert local["IndexName"] == "RunId-SignalName-local-index"
+    assert as_set(local["KeySchema"]) == as_set(index["KeySchema"])
+    projected = set(local["Projection"]["NonKeyAttributes"])
+    assert {"CreatedAt", "ExpiresAt", "DeliveredAt", "IdempotencyKey"} <= projected
+    assert not projected & {"PayloadJson", "FailureCause", "TaskToken", "Approvals"}

@@ -12,6 +12,8 @@ from template_yaml import TEMPLATE, functions, http_routes, load_template
 
 ROOT = TEMPLATE.parent
 TABLE_ARN = {"GetAtt": "WaiterTable.Arn"}
+DECISION_INDEX_ARN = {"Sub": "${WaiterTable.Arn}/index/RunId-SignalName-local-index"}
+SIGNAL_INDEX_ARN = {"Sub": "${WaiterTable.Arn}/index/RunId-SignalName-index"}
 
 EXPECTED_ROUTES = {
     "PUT /runs/{runId}/waiters/{stepKey}": "flowsignals.lambdas.handlers.register_handler",
@@ -40,8 +42,8 @@ EXPECTED_GRANTS = {
         "dynamodb:GetItem": [TABLE_ARN],
     },
     "DeliverFunction": {
-        # The table only: deliveries decide on consistent reads, never on the index.
-        "dynamodb:Query": [TABLE_ARN],
+        # The local index only: deliveries decide on consistent reads of their signal's rows.
+        "dynamodb:Query": [DECISION_INDEX_ARN],
         "dynamodb:UpdateItem": [TABLE_ARN],
         "dynamodb:PutItem": [TABLE_ARN],
         "dynamodb:GetItem": [TABLE_ARN],
@@ -49,7 +51,10 @@ EXPECTED_GRANTS = {
     },
     "GetFunction": {"dynamodb:GetItem": [TABLE_ARN]},
     "RemoveFunction": {"dynamodb:DeleteItem": [TABLE_ARN]},
-    "ListFunction": {"dynamodb:Query": [TABLE_ARN]},
+    "ListFunction": {
+        "dynamodb:Query": [TABLE_ARN, SIGNAL_INDEX_ARN],
+        "dynamodb:BatchGetItem": [TABLE_ARN],
+    },
     "SignalsFunction": {"dynamodb:Query": [TABLE_ARN]},
     # Each link function may read the one secret that signs links, and no other.
     "LinksFunction": {
@@ -58,7 +63,7 @@ EXPECTED_GRANTS = {
     },
     "ApprovalsFunction": {
         "dynamodb:GetItem": [TABLE_ARN],
-        "dynamodb:Query": [TABLE_ARN],
+        "dynamodb:Query": [DECISION_INDEX_ARN],
         "dynamodb:UpdateItem": [TABLE_ARN],
         "secretsmanager:GetSecretValue": [LINK_KEY],
     },

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from uuid import uuid4
 
-from flowsignals.backends.dynamodb import SIGNAL_INDEX
+from flowsignals.backends.dynamodb import DECISION_INDEX, SIGNAL_INDEX
 from flowsignals.backends.dynamodb_items import TTL_ATTRIBUTE
 
 # The create_table arguments of the table in template.yaml (which is the truth;
@@ -27,6 +27,27 @@ WAITER_TABLE_SCHEMA: dict[str, Any] = {
     "KeySchema": [
         {"AttributeName": "RunId", "KeyType": "HASH"},
         {"AttributeName": "StepKey", "KeyType": "RANGE"},
+    ],
+    "LocalSecondaryIndexes": [
+        {
+            "IndexName": DECISION_INDEX,
+            "KeySchema": [
+                {"AttributeName": "RunId", "KeyType": "HASH"},
+                {"AttributeName": "SignalName", "KeyType": "RANGE"},
+            ],
+            "Projection": {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": [
+                    "CreatedAt",
+                    "ExpiresAt",
+                    "DeliveredAt",
+                    "IdempotencyKey",
+                    "Deciders",
+                    "Quorum",
+                    "ApprovedBy",
+                ],
+            },
+        }
     ],
     "GlobalSecondaryIndexes": [
         {
@@ -97,6 +118,25 @@ def record_requests(
     finally:
         events.unregister("provide-client-params.dynamodb", before)
         events.unregister("after-call.dynamodb", after)
+
+
+_READS = frozenset({"Query", "GetItem", "Scan", "BatchGetItem"})
+
+
+def consumed_capacity(requests: list[RecordedRequest]) -> tuple[float, float]:
+    """(read units, write units) the requests consumed, tables and indexes together, as
+    recorded by ``record_requests(..., consumed_capacity=True)``."""
+    read = write = 0.0
+    for request in requests:
+        consumed = request.consumed_capacity or {}
+        # Batch and transaction calls report a list: an entry per table.
+        each = consumed if isinstance(consumed, list) else [consumed]
+        units = sum(entry.get("CapacityUnits", 0.0) for entry in each)
+        if request.operation in _READS:
+            read += units
+        else:
+            write += units
+    return read, write
 
 
 _ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")

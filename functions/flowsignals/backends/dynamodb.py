@@ -1,14 +1,16 @@
 """The DynamoDB backend: the store on the table of ``template.yaml`` (rows: ``dynamodb_items``,
 the client: ``dynamodb_client``; no other module of the package talks to DynamoDB).
 
-Every decision is made on strongly consistent reads of the run's partition and carried out by
-conditional writes, so neither a lagging index nor a concurrent writer can make a delivery
-skip the oldest waiter or land twice.
+Every decision is made on a strongly consistent read of its own signal's waiters (the local
+index ``DECISION_INDEX``: the rule's attributes, no payload) and carried out by conditional
+writes, so neither a lagging index nor a concurrent writer can make a delivery skip the
+oldest waiter or land twice, and its cost does not grow with the rest of the run.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -32,6 +34,7 @@ from flowsignals.core.arguments import (
     check_page,
     check_registration,
     check_run,
+    check_signal,
     check_waiter_key,
 )
 from flowsignals.core.errors import StoreUnavailable
@@ -55,19 +58,31 @@ from flowsignals.core.store import (
     undeliverable,
     with_delivery,
 )
-from flowsignals.core.values import format_timestamp
+from flowsignals.core.values import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
     from flowsignals.core.links import ApprovalLink
 
-__all__ = ["SIGNAL_INDEX", "DynamoDBFlowSignalStore", "answer_within", "default_client"]
+__all__ = [
+    "DECISION_INDEX",
+    "SIGNAL_INDEX",
+    "DynamoDBFlowSignalStore",
+    "answer_within",
+    "default_client",
+]
 
+# Local: read strongly consistently by every decision. Global: lists one signal's waiters.
+DECISION_INDEX = "RunId-SignalName-local-index"
 SIGNAL_INDEX = "RunId-SignalName-index"
 DEFAULT_RETENTION = timedelta(days=7)
+# BatchGetItem takes at most this many keys a call; keys it leaves unprocessed (16 MB a
+# call, or throttled) are asked for again, this many calls at most.
+_BATCH_GET_KEYS = 100
+_MAX_BATCH_ROUNDS = 8
 
 _WAITERS = "RunId = :run_id AND StepKey >= :first_step_key"
+_OF_SIGNAL = "RunId = :run_id AND SignalName = :signal_name"
 _BUFFERED = "RunId = :run_id AND begins_with(StepKey, :prefix)"
-_HAS_SIGNAL = "SignalName = :signal_name"
 # SignalName = :signal_name is false on a missing row, so a delivery never creates one.
 _DELIVERABLE = (
     "attribute_not_exists(DeliveredAt) AND SignalName = :signal_name"
@@ -81,8 +96,6 @@ _BUFFER_FREE = "attribute_not_exists(StepKey) OR BufferedUntil <= :now"
 _STILL_BUFFERED = "attribute_exists(StepKey) AND BufferedUntil > :now"
 _UNDELIVERED = "attribute_not_exists(DeliveredAt)"
 _DELIVERED = "attribute_exists(DeliveredAt)"
-# What the delivery rule reads of each waiter: everything but the payload and the token.
-_RULE_ATTRIBUTES = "RunId, StepKey, SignalName, CreatedAt, ExpiresAt, DeliveredAt, IdempotencyKey"
 
 # A register races only a delivery or a removal of its own row: a few rounds settle it.
 _MAX_REGISTER_ROUNDS = 16
@@ -199,13 +212,27 @@ class DynamoDBFlowSignalStore:
         waiter = check_waiter_key(run_id, step_key)
         self._call("delete_item", Key=items.key(waiter.run_id, waiter.step_key))
 
-    def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
-        return oldest_first(self._run_waiters(check_run(run_id)))
+    def list_waiters(
+        self, run_id: UUID | str, *, signal_name: str | None = None
+    ) -> list[FlowSignalWaiter]:
+        if signal_name is None:
+            return oldest_first(self._run_waiters(check_run(run_id)))
+        signal = check_signal(run_id, signal_name)
+        listed = self._listed_positions(signal.run_id, signal.signal_name, None)
+        return self._fetch_listed(signal.run_id, signal.signal_name, listed, len(listed))
 
     def list_waiters_page(
-        self, run_id: UUID | str, *, limit: int, after: WaiterPosition | None = None
+        self,
+        run_id: UUID | str,
+        *,
+        limit: int,
+        after: WaiterPosition | None = None,
+        signal_name: str | None = None,
     ) -> list[FlowSignalWaiter]:
-        page = check_page(run_id, limit, after)
+        page = check_page(run_id, limit, after, signal_name)
+        if page.signal_name is not None:
+            listed = self._listed_positions(page.run_id, page.signal_name, page.after)
+            return self._fetch_listed(page.run_id, page.signal_name, listed, page.limit)
         following = (
             waiter
             for waiter in self._run_waiters(page.run_id)
@@ -213,6 +240,10 @@ class DynamoDBFlowSignalStore:
         )
         # The partition is read in key order, 1 MB at a time; only the page is kept.
         return heapq.nsmallest(page.limit, following, key=lambda waiter: waiter.position)
+
+    def signal_waiters(self, run_id: UUID | str, signal_name: str) -> list[FlowSignalWaiter]:
+        signal = check_signal(run_id, signal_name)
+        return self._matching_waiters(signal.run_id, signal.signal_name)
 
     def list_buffered_signals(self, run_id: UUID | str) -> list[BufferedSignal]:
         run = check_run(run_id)
@@ -451,19 +482,62 @@ class DynamoDBFlowSignalStore:
         return None if item is None else items.waiter_from_item(item)
 
     def _matching_waiters(self, run: str, name: str) -> list[FlowSignalWaiter]:
-        """The run's waiters of that signal name, strongly consistent, oldest first."""
+        """The run's waiters of that signal name, strongly consistent, oldest first: the
+        local index's entries, which hold what the rule reads and no payload, so the read
+        costs what the run holds of that name only."""
         found = self._query(
-            KeyConditionExpression=_WAITERS,
-            FilterExpression=_HAS_SIGNAL,
-            ProjectionExpression=_RULE_ATTRIBUTES,
-            ExpressionAttributeValues={
-                ":run_id": items.s(run),
-                ":first_step_key": items.s(items.FIRST_STEP_KEY),
-                ":signal_name": items.s(name),
-            },
+            IndexName=DECISION_INDEX,
+            KeyConditionExpression=_OF_SIGNAL,
+            Select="ALL_PROJECTED_ATTRIBUTES",
+            ExpressionAttributeValues={":run_id": items.s(run), ":signal_name": items.s(name)},
             ConsistentRead=True,
         )
         return oldest_first(items.waiter_from_item(item) for item in found)
+
+    # --- listing one signal's waiters (the global index: eventually consistent) ---------
+
+    def _listed_positions(
+        self, run: str, name: str, after: WaiterPosition | None
+    ) -> list[WaiterPosition]:
+        """Where the index lists the run's waiters of that name (after ``after``), oldest
+        first. Its entries are keys and ``CreatedAt``: small, whatever the payloads."""
+        found = self._query(
+            IndexName=SIGNAL_INDEX,
+            KeyConditionExpression=_OF_SIGNAL,
+            ExpressionAttributeValues={":run_id": items.s(run), ":signal_name": items.s(name)},
+        )
+        positions = ((parse_timestamp(i["CreatedAt"]["S"]), i["StepKey"]["S"]) for i in found)
+        return sorted(p for p in positions if after is None or p > after)
+
+    def _fetch_listed(
+        self, run: str, name: str, listed: list[WaiterPosition], limit: int
+    ) -> list[FlowSignalWaiter]:
+        """The first ``limit`` listed waiters that still carry the name, read whole (one
+        the index still lists though it was removed or renamed is passed over)."""
+        found: list[FlowSignalWaiter] = []
+        pending = [step_key for _, step_key in listed]
+        while pending and len(found) < limit:
+            wanted, pending = pending[: limit - len(found)], pending[limit - len(found) :]
+            found += [w for w in self._batch_get(run, wanted) if w.signal_name == name]
+        return oldest_first(found)
+
+    def _batch_get(self, run: str, step_keys: list[str]) -> list[FlowSignalWaiter]:
+        waiters = []
+        for start in range(0, len(step_keys), _BATCH_GET_KEYS):
+            keys = [items.key(run, k) for k in step_keys[start : start + _BATCH_GET_KEYS]]
+            request: dict[str, Any] = {self._table_name: {"Keys": keys}}
+            for attempt in range(_MAX_BATCH_ROUNDS):
+                answer = call(self._client, "batch_get_item", RequestItems=request)
+                rows = answer.get("Responses", {}).get(self._table_name, [])
+                waiters += [items.waiter_from_item(row) for row in rows]
+                # A call returns at most 16 MB, and less when throttled: the rest comes back.
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise StoreUnavailable("BatchGetItem kept leaving keys unprocessed")
+        return waiters
 
     def _run_waiters(self, run: str) -> Iterator[FlowSignalWaiter]:
         found = self._query(

@@ -13,6 +13,7 @@ from flowsignals.core.arguments import (
     check_page,
     check_registration,
     check_run,
+    check_signal,
     check_waiter_key,
 )
 from flowsignals.core.links import ApprovalLink
@@ -25,6 +26,7 @@ from flowsignals.core.models import (
 from flowsignals.core.store import (
     Clock,
     WaiterPosition,
+    as_the_rule_reads,
     buffered,
     delivered,
     next_receiver,
@@ -187,18 +189,40 @@ class InMemoryFlowSignalStore:
             if not waiters:
                 self._runs.pop(waiter.run_id, None)
 
-    def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
-        run = check_run(run_id)
-        with self._lock:
-            return oldest_first(self._runs.get(run, {}).values())
+    def list_waiters(
+        self, run_id: UUID | str, *, signal_name: str | None = None
+    ) -> list[FlowSignalWaiter]:
+        if signal_name is None:
+            run = check_run(run_id)
+            with self._lock:
+                return oldest_first(self._runs.get(run, {}).values())
+        signal = check_signal(run_id, signal_name)
+        return self._of_signal(signal.run_id, signal.signal_name)
 
     def list_waiters_page(
-        self, run_id: UUID | str, *, limit: int, after: WaiterPosition | None = None
+        self,
+        run_id: UUID | str,
+        *,
+        limit: int,
+        after: WaiterPosition | None = None,
+        signal_name: str | None = None,
     ) -> list[FlowSignalWaiter]:
-        page = check_page(run_id, limit, after)
-        with self._lock:
-            waiters = oldest_first(self._runs.get(page.run_id, {}).values())
+        page = check_page(run_id, limit, after, signal_name)
+        if page.signal_name is None:
+            with self._lock:
+                waiters = oldest_first(self._runs.get(page.run_id, {}).values())
+        else:
+            waiters = self._of_signal(page.run_id, page.signal_name)
         return page_of(waiters, page.limit, page.after)
+
+    def signal_waiters(self, run_id: UUID | str, signal_name: str) -> list[FlowSignalWaiter]:
+        signal = check_signal(run_id, signal_name)
+        return [as_the_rule_reads(w) for w in self._of_signal(signal.run_id, signal.signal_name)]
+
+    def _of_signal(self, run: str, name: str) -> list[FlowSignalWaiter]:
+        with self._lock:
+            waiters = self._runs.get(run, {}).values()
+            return oldest_first(w for w in waiters if w.signal_name == name)
 
     def save_link(self, link: ApprovalLink) -> None:
         with self._lock:

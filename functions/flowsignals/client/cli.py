@@ -232,7 +232,8 @@ def _list(client: FlowSignalsClient, args: argparse.Namespace) -> int:
         _emit({"signals": [signal_view(s) for s in client.list_buffered_signals(args.run_id)]})
     else:
         now = _now()
-        _emit({"waiters": [waiter_view(w, now) for w in client.list_waiters(args.run_id)]})
+        waiters = client.list_waiters(args.run_id, signal_name=args.signal_name)
+        _emit({"waiters": [waiter_view(w, now) for w in waiters]})
     return EXIT_OK
 
 
@@ -394,11 +395,20 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "list",
         "list RUN's waiters, oldest first (or, with --signals, its early signals)",
-        "  flowsignals list order-1\n  flowsignals list order-1 --signals\n",
+        "  flowsignals list order-1\n"
+        "  flowsignals list order-1 --signal-name approve\n"
+        "  flowsignals list order-1 --signals\n",
         _list,
     )
     listing.add_argument("run_id", metavar="RUN", help="the run's id")
-    listing.add_argument(
+    which = listing.add_mutually_exclusive_group()
+    which.add_argument(
+        "--signal-name",
+        metavar="NAME",
+        help="only the waiters of this signal (eventually consistent: a waiter registered a"
+        " moment ago may be missing)",
+    )
+    which.add_argument(
         "--signals",
         action="store_true",
         help="list the signals delivered early that wait for a step (never their payload)",

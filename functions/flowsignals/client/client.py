@@ -401,13 +401,18 @@ class FlowSignalsClient:
         if answer.status not in (200, 204):
             raise self._error("remove_waiter", answer)
 
-    def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
-        """Every waiter of the run, oldest first (it follows the API's pages)."""
+    def list_waiters(
+        self, run_id: UUID | str, *, signal_name: str | None = None
+    ) -> list[FlowSignalWaiter]:
+        """Every waiter of the run, oldest first (it follows the API's pages); with
+        ``signal_name``, those of that name, from an eventually consistent index."""
         path = f"/runs/{_segment('runId', run_id)}/waiters"
         waiters: list[FlowSignalWaiter] = []
         token: str | None = None
+        by_name = {} if signal_name is None else {"signalName": signal_name}
         while True:
-            query = {"limit": str(PAGE_SIZE)} | ({} if token is None else {"nextToken": token})
+            query = {"limit": str(PAGE_SIZE)} | by_name
+            query |= {} if token is None else {"nextToken": token}
             answer = self._call("list_waiters", "GET", path, query=query)
             if answer.status != 200:
                 raise self._error("list_waiters", answer)

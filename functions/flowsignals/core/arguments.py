@@ -58,6 +58,10 @@ class WaiterArguments(RunArguments):
     step_key: StepKey
 
 
+class SignalArguments(RunArguments):
+    signal_name: SignalName
+
+
 class Registration(WaiterArguments):
     signal_name: SignalName
     expires_at: Deadline | None
@@ -121,10 +125,15 @@ def check_run(run_id: object) -> str:
     return validate(RunArguments, {"run_id": run_id}).run_id
 
 
+def check_signal(run_id: object, signal_name: object) -> SignalArguments:
+    return validate(SignalArguments, locals())
+
+
 class Page(RunArguments):
     limit: Annotated[StrictInt, Field(ge=1)]
     after: tuple[AwareDatetime, str] | None
+    signal_name: SignalName | None
 
 
-def check_page(run_id: object, limit: object, after: object) -> Page:
+def check_page(run_id: object, limit: object, after: object, signal_name: object) -> Page:
     return validate(Page, locals())

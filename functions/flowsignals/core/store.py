@@ -89,15 +89,36 @@ class FlowSignalStore(Protocol):
         """Delete the waiter; removing a missing waiter is not an error."""
         ...
 
-    def list_waiters(self, run_id: UUID | str) -> list[FlowSignalWaiter]:
-        """All waiters of the run, oldest first (``created_at``, then ``step_key``)."""
+    def list_waiters(
+        self, run_id: UUID | str, *, signal_name: str | None = None
+    ) -> list[FlowSignalWaiter]:
+        """All waiters of the run, oldest first (``created_at``, then ``step_key``); with
+        ``signal_name``, those of that name only.
+
+        By name, the DynamoDB store reads the index ``RunId-SignalName-index``, which is
+        eventually consistent: a waiter registered or renamed a moment ago may be missing
+        (never listed under a name it no longer has). No delivery decides on it.
+        """
         ...
 
     def list_waiters_page(
-        self, run_id: UUID | str, *, limit: int, after: WaiterPosition | None = None
+        self,
+        run_id: UUID | str,
+        *,
+        limit: int,
+        after: WaiterPosition | None = None,
+        signal_name: str | None = None,
     ) -> list[FlowSignalWaiter]:
-        """At most ``limit`` waiters of the run, oldest first, from those that come after
-        ``after`` (a waiter's ``position``) or from the oldest."""
+        """At most ``limit`` waiters of the run (of ``signal_name`` only, when given, as
+        ``list_waiters`` reads them), oldest first, from those that come after ``after`` (a
+        waiter's ``position``) or from the oldest."""
+        ...
+
+    def signal_waiters(self, run_id: UUID | str, signal_name: str) -> list[FlowSignalWaiter]:
+        """The run's waiters of ``signal_name``, oldest first, as a delivery reads them:
+        strongly consistent, and only what the delivery rule needs. Their ``payload_json``,
+        ``failure``, ``delivered_by`` and ``task_token`` are None (``get_waiter`` has them):
+        reading them costs what the run holds of that name, never more."""
         ...
 
 
@@ -115,6 +136,13 @@ def read_clock(clock: Clock) -> datetime:
 
 def oldest_first(waiters: Iterable[FlowSignalWaiter]) -> list[FlowSignalWaiter]:
     return sorted(waiters, key=lambda waiter: waiter.position)
+
+
+def as_the_rule_reads(waiter: FlowSignalWaiter) -> FlowSignalWaiter:
+    """The waiter as ``signal_waiters`` returns it: what a delivery's decision reads."""
+    return waiter.model_copy(
+        update={"payload_json": None, "failure": None, "delivered_by": None, "task_token": None}
+    )
 
 
 def page_of(

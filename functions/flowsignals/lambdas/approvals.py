@@ -111,21 +111,18 @@ class ApprovalService:
     def inspect(self, token: str) -> Approval:
         """What clicking would do now. Reads only: a mail scanner's GET decides nothing."""
         link, action = self._open(token)
-        waiters = [
-            waiter
-            for waiter in self._store.list_waiters(link.run_id)
-            if waiter.signal_name == link.signal_name
-        ]
+        # The signal's waiters as a delivery reads them (no payloads), then the one shown.
+        waiters = self._store.signal_waiters(link.run_id, link.signal_name)
         decided = next((w for w in waiters if w.idempotency_key == link.idempotency_key), None)
         if decided is not None:  # by one of these links
-            return Approval(link, action, Outcome.DECIDED, decided)
+            return Approval(link, action, Outcome.DECIDED, self._whole(decided))
         now = read_clock(self._clock)
         receiver = next_receiver(waiters, now)
         if receiver is not None:
             return Approval(link, action, Outcome.WAITING, receiver)
         verdict = undeliverable(waiters, now)
         step = next((w for w in waiters if w.step_key == verdict.step_key), None)
-        return Approval(link, action, _OUTCOMES[verdict.status], step)
+        return Approval(link, action, _OUTCOMES[verdict.status], self._whole(step))
 
     def decide(self, token: str) -> Approval:
         """Deliver the link's action, once for all the links of one minting."""
@@ -145,6 +142,12 @@ class ApprovalService:
         if result.replayed and not (step is not None and chosen.was_delivered_to(step)):
             outcome = Outcome.DECIDED  # another of these links decided first
         return Approval(link, action, outcome, step, result.replayed)
+
+    def _whole(self, waiter: FlowSignalWaiter | None) -> FlowSignalWaiter | None:
+        """A decided waiter with what it received (which the page names), read again."""
+        if waiter is None or not waiter.is_delivered:
+            return waiter
+        return self._store.get_waiter(waiter.run_id, waiter.step_key) or waiter
 
     def _open(self, token: str) -> tuple[ApprovalLink, str]:
         """The link and action a token names; ``BadLinkToken`` unless we signed it and it is

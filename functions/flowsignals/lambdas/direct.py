@@ -77,7 +77,9 @@ def remove(event: Any) -> dict[str, Any]:
 def list_waiters(event: Any) -> dict[str, Any]:
     with _exactly_invalid_signal_request():
         request = validate(ListWaitersEvent, event)
-        return service().list_page(request.runId, request.limit, request.nextToken)
+        return service().list_page(
+            request.runId, request.limit, request.nextToken, request.signalName
+        )
 
 
 def mint_links(event: Any) -> dict[str, Any]:

@@ -21,11 +21,18 @@ _ENVELOPE_BYTES = 8_192
 # A token proves it was issued by flowsignals for this run and was not edited. It grants
 # nothing beyond a position in a run the caller may list anyway, so the key need not be secret.
 _TOKEN_KEY = b"flowsignals page token v1"
-_BAD_TOKEN = "nextToken: is not a token this API issued for this run"
+_BAD_TOKEN = "nextToken: is not a token this API issued for this listing"
 
 
-def _sign(run_id: str, body: bytes) -> bytes:
-    return hmac.new(_TOKEN_KEY, run_id.encode() + b"\0" + body, hashlib.sha256).digest()[:16]
+# What a token is for: a run's waiters, or its waiters of one signal name.
+Listing = tuple[str, str | None]
+
+
+def _sign(listing: Listing, body: bytes) -> bytes:
+    run_id, signal_name = listing
+    # Neither a run id nor a signal name holds a NUL, nor does the JSON body.
+    scope = run_id if signal_name is None else f"{run_id}\0{signal_name}"
+    return hmac.new(_TOKEN_KEY, scope.encode() + b"\0" + body, hashlib.sha256).digest()[:16]
 
 
 def _b64(data: bytes) -> str:
@@ -39,20 +46,21 @@ def _unb64(text: str) -> bytes:
     return data
 
 
-def encode_token(run_id: str, position: WaiterPosition) -> str:
+def encode_token(listing: Listing, position: WaiterPosition) -> str:
     created_at, step_key = position
     # UTF-8, not ASCII escapes: a 256-character step key stays under 1 KB in the token.
     body = json.dumps([format_timestamp(created_at), step_key], ensure_ascii=False).encode()
-    return f"{_b64(body)}.{_b64(_sign(run_id, body))}"
+    return f"{_b64(body)}.{_b64(_sign(listing, body))}"
 
 
-def decode_token(run_id: str, token: str) -> WaiterPosition:
-    """The position a token names, or ``InvalidSignalRequest`` for any other text."""
+def decode_token(listing: Listing, token: str) -> WaiterPosition:
+    """The position a token of this listing names, or ``InvalidSignalRequest`` for any other
+    text (a token of another run's listing, or of another signal's, included)."""
     try:
         body_text, _, signature = token.partition(".")
         body = _unb64(body_text)
-        if not hmac.compare_digest(_unb64(signature), _sign(run_id, body)):
-            raise ValueError("not signed for this run")
+        if not hmac.compare_digest(_unb64(signature), _sign(listing, body)):
+            raise ValueError("not signed for this listing")
         created_at, step_key = json.loads(body)
         return parse_timestamp(created_at), str(step_key)
     except (ValueError, TypeError):  # binascii and Unicode errors are ValueErrors too

@@ -112,15 +112,22 @@ def remove_waiter(runId: RunIdPath, stepKey: StepKeyPath) -> Response[str]:
 
 @app.get(
     "/runs/<runId>/waiters",
-    summary="The waiters of a run, oldest first, a page at a time",
+    summary="The waiters of a run (or of one signal), oldest first, a page at a time",
+    description=(
+        "With signalName, only the waiters of that signal name, read from the table's"
+        " global index RunId-SignalName-index: eventually consistent, so a waiter registered"
+        " or renamed a moment ago may be missing (never listed under a name it no longer"
+        " has). Without it, every waiter of the run, strongly consistent."
+    ),
     responses=responses(HTTPStatus.BAD_REQUEST, ok_model=WaiterPage),
 )
 def list_waiters(
     runId: RunIdPath,
     limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE,
     nextToken: Annotated[NextToken | None, Query()] = None,
+    signalName: Annotated[SignalName | None, Query()] = None,
 ) -> Response[str]:
-    return ok(service().list_page(runId, limit, nextToken))
+    return ok(service().list_page(runId, limit, nextToken, signalName))
 
 
 _DELIVERY_ANSWERS = responses(

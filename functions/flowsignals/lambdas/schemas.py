@@ -93,6 +93,7 @@ class ListWaitersEvent(RequestModel):
     runId: RunId
     limit: PageLimit = DEFAULT_PAGE_SIZE
     nextToken: NextToken | None = None
+    signalName: SignalName | None = None
 
 
 class FailureBody(RequestModel):

@@ -78,15 +78,21 @@ class SignalService:
     def remove(self, run_id: str, step_key: str) -> None:
         self._store.remove_waiter(run_id, step_key)
 
-    def list_page(self, run_id: str, limit: int, next_token: str | None) -> dict[str, Any]:
-        """``{"waiters": [...], "nextToken": ...}``: at most ``limit`` waiters, oldest first,
-        cut short where the response would grow past its size budget."""
-        after = None if next_token is None else decode_token(run_id, next_token)
+    def list_page(
+        self, run_id: str, limit: int, next_token: str | None, signal_name: str | None = None
+    ) -> dict[str, Any]:
+        """``{"waiters": [...], "nextToken": ...}``: at most ``limit`` waiters (of one signal,
+        when named), oldest first, cut short where the response would grow past its size
+        budget."""
+        listing = (run_id, signal_name)
+        after = None if next_token is None else decode_token(listing, next_token)
         # One more than asked for tells whether another page follows.
-        waiters = self._store.list_waiters_page(run_id, limit=limit + 1, after=after)
+        waiters = self._store.list_waiters_page(
+            run_id, limit=limit + 1, after=after, signal_name=signal_name
+        )
         now = read_clock(self._clock)
         views, cut = fit_page(waiter_view(w, now) for w in waiters[:limit])
         more = cut or len(waiters) > limit
         last = waiters[len(views) - 1] if views else None
-        token = encode_token(run_id, last.position) if more and last is not None else None
+        token = encode_token(listing, last.position) if more and last is not None else None
         return {"waiters": views, "nextToken": token}
