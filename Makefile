@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint bench openapi build dynamodb-local lock clean
+.PHONY: help run test lint bench openapi build dynamodb-local migrate-table lock clean
 .DEFAULT_GOAL := help
 
 help: ## List the targets (this list)
@@ -67,6 +67,11 @@ build: $(SAM_VENV)/bin/sam ## sam build for arm64 (needs the package registry th
 
 bench: dynamodb-local ## Requests, capacity, cost, throughput, contention, cold start
 	$(BIN)/python infra/bench.py
+
+# After a deploy that replaced the table (docs/operations.md, Moving to a new table).
+migrate-table: $(INSTALLED) ## Copy a replaced table's rows into its successor (SOURCE, TARGET, ENDPOINT)
+	@test -n "$(SOURCE)" -a -n "$(TARGET)" || { echo "usage: make migrate-table SOURCE=<old table> TARGET=<new table>"; exit 2; }
+	$(BIN)/python infra/migrate_table.py "$(SOURCE)" "$(TARGET)" $(if $(ENDPOINT),--endpoint "$(ENDPOINT)")
 
 clean: ## Remove the venv, caches and build output
 	rm -rf $(VENV) .cache .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,16 +1,16 @@
 """The figures users choose a store on, all measured in this run: DynamoDB requests and
-consumed capacity per operation (DynamoDB Local), the cost of an approval cycle at on-demand
-prices, delivery throughput from 1, 4 and 16 threads, deliveries under contention (64 at once
-on one run: the answers, their latency, their requests), and the functions' cold start as
-Lambda pays it against a bare boto3 handler (infra/cold_start.py).
+consumed capacity per operation (DynamoDB Local), each decision's cost in an empty and in a
+crowded run (infra/capacity.py), the cost of an approval cycle at on-demand prices, delivery
+throughput from 1, 4 and 16 threads, deliveries under contention (64 at once on one run: the
+answers, their latency, their requests), and the functions' cold start as Lambda pays it
+against a bare boto3 handler (infra/cold_start.py).
 
     make bench      # or: python infra/bench.py [--endpoint http://127.0.0.1:8000]
 
-Each operation runs against a fresh run with one waiter per signal name (the shape of the
-budget in docs/design.md, Requests and capacity) and asks DynamoDB for
-ReturnConsumedCapacity=INDEXES. Every figure printed comes from this run. DynamoDB Local
-reports capacity as DynamoDB bills it for successful requests; it reports none for a
-conditional write that failed.
+Each operation runs against a fresh run with one waiter per signal name (docs/design.md,
+Requests and capacity) and asks DynamoDB for ReturnConsumedCapacity=INDEXES. Every figure
+printed comes from this run. DynamoDB Local reports capacity as DynamoDB bills it for
+successful requests; it reports none for a conditional write that failed.
 """
 
 from __future__ import annotations
@@ -33,39 +33,25 @@ from uuid import uuid4
 import boto3
 from botocore.config import Config
 
+import capacity
 import cold_start
 import dynamodb_local
+from capacity import SMALL_PAYLOAD, Budget, Cost
 from cold_start import percentile
 from flowsignals import DynamoDBFlowSignalStore, SignalFailure, StoreUnavailable
-from flowsignals.testing import RecordedRequest, create_waiter_table, record_requests
+from flowsignals.testing import (
+    RecordedRequest,
+    consumed_capacity,
+    create_waiter_table,
+    record_requests,
+)
 
-READS = {"Query", "GetItem", "Scan", "BatchGetItem"}
-SMALL_PAYLOAD = json.dumps({"approved": True, "by": "ana@example.com"})
 KB_PAYLOAD = json.dumps({"approved": True, "note": "x" * 990})  # 1,016 bytes
-# docs/design.md, Requests and capacity: (requests, RCU, WCU) at most; None where it sets none.
-BUDGET: dict[str, tuple[int | None, float | None, float | None]] = {
-    "register (new, nothing buffered)": (2, 0.5, 2),
-    "deliver (hit)": (2, 0.5, 1),
-    "deliver (miss)": (2, None, None),
-    "get": (1, 1, None),
-    "remove": (1, None, None),
-    "list of 10": (1, None, None),
+# docs/design.md, Requests and capacity: the decisions' budgets, and a few more.
+BUDGETS = capacity.BUDGETS | {
+    "remove": Budget(requests=1),
+    "list of 10": Budget(requests=1),
 }
-
-
-def capacity(requests: list[RecordedRequest]) -> tuple[float, float]:
-    """(read units, write units), table and indexes together."""
-    read = write = 0.0
-    for request in requests:
-        consumed = request.consumed_capacity or {}
-        # A transaction reports a list, one entry a table.
-        each = consumed if isinstance(consumed, list) else [consumed]
-        units = sum(entry.get("CapacityUnits", 0.0) for entry in each)
-        if request.operation in READS:
-            read += units
-        else:
-            write += units
-    return read, write
 
 
 def measure(store: DynamoDBFlowSignalStore, client: Any) -> list[tuple[str, list[RecordedRequest]]]:
@@ -145,7 +131,7 @@ def cycle_cost(rows: list[tuple[str, list[RecordedRequest]]]) -> str:
     measured = dict(rows)
     read = write = 0.0
     for name in APPROVAL_CYCLE:
-        r, w = capacity(measured[name])
+        r, w = consumed_capacity(measured[name])
         read, write = read + r, write + w
     dollars = write * PRICE_PER_MILLION_WRITE_UNITS + read * PRICE_PER_MILLION_READ_UNITS
     return (
@@ -252,7 +238,7 @@ def contention_report(scenarios: list[Contention]) -> str:
     lines = [header, "-" * len(header)]
     for s in scenarios:
         n = s.deliveries
-        read, write = capacity(s.requests)
+        read, write = consumed_capacity(s.requests)
         operations = Counter(request.operation for request in s.requests)
         wins = s.answers["Delivered"]
         failed_writes = operations["UpdateItem"] - wins
@@ -271,40 +257,15 @@ def contention_report(scenarios: list[Contention]) -> str:
     return "\n".join(lines)
 
 
-# Why a row is over its budget, where that is a choice.
-BUDGET_NOTES = {
-    "deliver (hit)": "a strongly consistent read (1 RCU at least), so that an index that lags"
-    " cannot hide an older waiter",
-    "register (new, nothing buffered)": "a strongly consistent read (1 RCU at least): a"
-    " lagging read could miss an early signal that a crossing delivery left",
-}
-
-
-def limit(value: float | None) -> str:
-    return "-" if value is None else f"≤ {value:g}"
-
-
 def report(rows: list[tuple[str, list[RecordedRequest]]]) -> str:
     header = f"{'operation':34} {'requests':>8} {'RCU':>6} {'WCU':>6}   budget (req / RCU / WCU)"
     lines = [header, "-" * len(header)]
     for name, requests in rows:
-        read, write = capacity(requests)
-        calls = " + ".join(request.operation for request in requests)
-        budget = BUDGET.get(name)
-        verdict = ""
-        if budget is not None:
-            max_requests, max_read, max_write = budget
-            fits = (
-                len(requests) <= (max_requests or len(requests))
-                and (max_read is None or read <= max_read)
-                and (max_write is None or write <= max_write)
-            )
-            verdict = f"{limit(max_requests)} / {limit(max_read)} / {limit(max_write)}"
-            verdict += "  ok" if fits else "  OVER"
-        lines.append(f"{name:34} {len(requests):>8} {read:>6g} {write:>6g}   {verdict}")
-        lines.append(f"{'':34} {calls}")
-        if budget is not None and not fits and name in BUDGET_NOTES:
-            lines.append(f"{'':34} over by design: {BUDGET_NOTES[name]}")
+        cost = Cost.of(requests)
+        budget = BUDGETS.get(name)
+        verdict = "" if budget is None else f"{budget}  {'ok' if budget.holds(cost) else 'OVER'}"
+        lines.append(f"{name:34} {cost.requests:>8} {cost.read:>6g} {cost.write:>6g}   {verdict}")
+        lines.append(f"{'':34} {cost.calls}")
     return "\n".join(lines)
 
 
@@ -330,6 +291,7 @@ def main() -> None:
         create_waiter_table(client, table)
         store = DynamoDBFlowSignalStore(table, client=client)
         rows = measure(store, client)
+        empty, crowded = capacity.empty_and_crowded(store, client)
         rates = {threads: throughput(store, threads) for threads in (1, 4, 16)}
         # A client of its own, with a connection for each contending thread.
         crowd_client = bench_client(endpoint, connections=CONTENTION_THREADS)
@@ -343,6 +305,13 @@ def main() -> None:
     )
     print()
     print(report(rows))
+    print()
+    print(
+        f"each decision in an empty run and in a crowded one ({capacity.CROWD_WAITERS} waiters"
+        f" and {capacity.CROWD_DELIVERED} delivered 100 KB payloads of other names), as"
+        " requests / RCU / WCU:"
+    )
+    print(capacity.report(empty, crowded))
     print()
     print(cycle_cost(rows))
     print()

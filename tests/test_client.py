@@ -233,6 +233,26 @@ def test_list_waiters_follows_every_page_oldest_first(client: FlowSignalsClient,
     assert client.list_waiters(f"{run}-empty") == []
 
 
+def test_list_waiters_of_one_signal(
+    client: FlowSignalsClient, run: str, capsys: pytest.CaptureFixture[str], base_url: str
+) -> None:
+    for n in range(4):
+        client.register_waiter(run, f"step-{n}", "approve" if n % 2 else "review")
+    client.deliver_signal(run, "approve", '"yes"')
+
+    waiters = client.list_waiters(run, signal_name="approve")
+
+    assert [(w.step_key, w.payload_json) for w in waiters] == [
+        ("step-1", '"yes"'),
+        ("step-3", None),
+    ]
+    assert main(["--api-url", base_url, "list", run, "--signal-name", "review"]) == 0
+    listed = json.loads(capsys.readouterr().out)["waiters"]
+    assert [w["stepKey"] for w in listed] == ["step-0", "step-2"]
+    with pytest.raises(InvalidSignalRequest, match="signalName"):
+        client.list_waiters(run, signal_name="\x00")
+
+
 def test_get_answers_none_after_remove(client: FlowSignalsClient, run: str) -> None:
     client.register_waiter(run, "step", "go")
     assert client.get_waiter(run, "step") is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import Backend, FakeClock
 from flowsignals import (
     FlowSignalStore,
     FlowSignalWaiter,
+    InvalidSignalRequest,
     SignalDeliveryResult,
     SignalDeliveryStatus,
 )
@@ -553,3 +555,67 @@ def test_list_returns_a_run_larger_than_one_query_page(
 
     assert [w.step_key for w in waiters] == [f"step-{n}" for n in range(6)]
     assert [w.payload_json for w in waiters] == payloads
+
+
+# --- one signal's waiters ------------------------------------------------------------------
+
+
+def test_list_by_signal_name_lists_that_name_only_oldest_first(
+    store: FlowSignalStore, run_id: UUID, clock: FakeClock
+) -> None:
+    store.register_waiter(run_id, "z", "go")
+    clock.advance(milliseconds=1)
+    store.register_waiter(run_id, "b", "other")
+    store.register_waiter(run_id, "m", " go ")
+    store.register_waiter(run_id, "renamed", "go")
+    store.register_waiter(run_id, "renamed", "other")
+    store.register_waiter(uuid4(), "other-run", "go")
+    store.deliver_signal(run_id, "go", '{"n": 1}')
+
+    waiters = store.list_waiters(run_id, signal_name=" go")
+
+    assert [w.step_key for w in waiters] == ["z", "m"]
+    assert waiters[0].payload_json == '{"n": 1}'  # listed whole
+    assert store.list_waiters(run_id, signal_name="Go") == []
+    page = store.list_waiters_page(run_id, limit=1, signal_name="go")
+    assert [w.step_key for w in page] == ["z"]
+    rest = store.list_waiters_page(run_id, limit=5, after=page[0].position, signal_name="go")
+    assert [w.step_key for w in rest] == ["m"]
+
+
+def test_signal_waiters_are_what_a_delivery_decides_on_without_payloads(
+    store: FlowSignalStore, run_id: UUID, clock: FakeClock
+) -> None:
+    store.register_waiter(run_id, "first", "go", clock.now + timedelta(hours=1), task_token="t")
+    clock.advance(milliseconds=1)
+    store.register_waiter(run_id, "second", "go")
+    store.register_waiter(run_id, "elsewhere", "stop")
+    store.deliver_signal(run_id, "go", '{"big": 1}', idempotency_key="k", delivered_by="ana")
+
+    first, second = store.signal_waiters(run_id, " go ")
+
+    assert (first.step_key, second.step_key) == ("first", "second")
+    assert first.delivered_at is not None and first.idempotency_key == "k"
+    assert first.expires_at == clock.stored_now - timedelta(milliseconds=1) + timedelta(hours=1)
+    assert (first.payload_json, first.failure, first.delivered_by, first.task_token) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert second.delivered_at is None
+    assert store.signal_waiters(run_id, "absent") == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda store: store.signal_waiters("run", ""),
+        lambda store: store.signal_waiters("", "go"),
+        lambda store: store.list_waiters("run", signal_name="\x00"),
+        lambda store: store.list_waiters_page("run", limit=1, signal_name=" "),
+    ],
+)
+def test_a_bad_signal_name_to_read_is_invalid(store: FlowSignalStore, call: Any) -> None:
+    with pytest.raises(InvalidSignalRequest):
+        call(store)

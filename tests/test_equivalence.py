@@ -47,6 +47,8 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("get"), RUNS, STEP_KEYS),
     st.tuples(st.just("remove"), RUNS, STEP_KEYS),
     st.tuples(st.just("list"), RUNS),
+    st.tuples(st.just("list by name"), RUNS, SIGNAL_NAMES),
+    st.tuples(st.just("signal's waiters"), RUNS, SIGNAL_NAMES),
     st.tuples(st.just("signals"), RUNS),
 )
 
@@ -80,6 +82,10 @@ def apply(
             return store.remove_waiter(runs[args[0]], args[1])
         if kind == "list":
             return store.list_waiters(runs[args[0]])
+        if kind == "list by name":
+            return store.list_waiters(runs[args[0]], signal_name=args[1])
+        if kind == "signal's waiters":
+            return store.signal_waiters(runs[args[0]], args[1])
         if kind == "signals":
             return store.list_buffered_signals(runs[args[0]])
     except Exception as error:  # the error's type is the answer compared

@@ -339,6 +339,24 @@ def test_a_failure_signal_fails_the_task_and_says_so_in_the_event(calls: Calls) 
     ]
 
 
+def test_rows_copied_into_the_table_resume_nothing_again(calls: Calls) -> None:
+    """A table migration (infra/migrate_table.py) or a restore inserts delivered rows whose
+    tasks the old table's stream already resumed; a later change of a copied row counts."""
+    copied = {**waiter_image("copied", TaskToken="token-1"), **DELIVERED}
+    failed = waiter_image("failed", TaskToken="token-2", DeliveredAt="2026-11-23T10:00:01.500Z")
+    waiting = waiter_image("waiting", TaskToken="token-3")
+    result = run_notifier(
+        stream_record("INSERT", new=copied),
+        stream_record("INSERT", new={**failed, "FailureError": "Rejected"}),
+        stream_record("INSERT", new=waiting),
+        stream_record("MODIFY", old=waiting, new={**waiting, **DELIVERED}),
+    )
+    assert result == {"batchItemFailures": []}
+    assert calls.of("SendTaskSuccess") == [{"taskToken": "token-3", "output": '{"approved": true}'}]
+    assert calls.of("SendTaskFailure") == []
+    assert [detail["stepKey"] for _, detail in calls.events()] == ["waiting"]
+
+
 def test_buffered_signal_rows_and_a_token_already_resumed_do_nothing(calls: Calls) -> None:
     early = {
         "RunId": "0b6f7c2a-3a5e-4b8f-9d1c-2e4f6a8b0c1d",

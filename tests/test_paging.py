@@ -144,3 +144,51 @@ def test_the_early_signals_list_stays_under_5_mb(fresh_runtime: Any) -> None:
     assert size < FIVE_MB
     assert 1_000 < len(answer["signals"]) < 2_100
     assert [s["signalName"][:4] for s in answer["signals"]][:3] == ["0000", "0001", "0002"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=["http", "direct"])
+def test_one_signals_waiters_page_after_page(fresh_runtime: Any, page: Any) -> None:
+    run = str(uuid4())
+    store = runtime.store()
+    for n in range(7):
+        store.register_waiter(run, f"step-{n}", "approve" if n % 2 == 0 else "review")
+        time.sleep(0.002)
+    store.deliver_signal(run, "approve", '{"ok": true}')
+
+    pages = all_pages(page, run, limit=3, signalName=" approve ")
+
+    assert [len(p["waiters"]) for p, _ in pages] == [3, 1]
+    listed = [w for p, _ in pages for w in p["waiters"]]
+    assert [w["stepKey"] for w in listed] == ["step-0", "step-2", "step-4", "step-6"]
+    assert listed[0]["payload"] == {"ok": True} and listed[0]["state"] == "Delivered"
+    assert page(run, signalName="absent")[0] == {"waiters": [], "nextToken": None}
+
+
+def test_a_token_serves_only_the_listing_it_came_from(fresh_runtime: Any) -> None:
+    run = str(uuid4())
+    for n in range(4):
+        runtime.store().register_waiter(run, f"step-{n}", "go")
+    by_name = http_page(run, limit=1, signalName="go")[0]["nextToken"]
+    whole = http_page(run, limit=1)[0]["nextToken"]
+    for token, query in (
+        (by_name, {}),
+        (by_name, {"signalName": "other"}),
+        (whole, {"signalName": "go"}),
+    ):
+        event = http_api_event(
+            LIST, {"runId": run}, raw_query_string=urlencode({**query, "nextToken": token})
+        )
+        answer = load_handler(LIST)(event, FakeLambdaContext())
+        assert answer["statusCode"] == 400, query
+        assert json.loads(answer["body"])["detail"].startswith("nextToken: ")
+
+
+@pytest.mark.parametrize("bad", ["", " ", "\x00", "x" * 257])
+def test_a_bad_signal_name_to_list_is_400_naming_it(fresh_runtime: Any, bad: str) -> None:
+    event = http_api_event(LIST, {"runId": "run"}, raw_query_string=urlencode({"signalName": bad}))
+    answer = load_handler(LIST)(event, FakeLambdaContext())
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["detail"].startswith("signalName: ")
+    with pytest.raises(Exception, match="signalName") as raised:
+        direct_page("run", signalName=bad)
+    assert type(raised.value).__name__ == "InvalidSignalRequest"

@@ -8,7 +8,9 @@ docs/contract.md, Resuming the orchestrator, promises.
 - An undelivered waiter is deleted by TTL: a ``Waiter Expired`` event and ``SendTaskFailure``
   (``FlowSignals.WaiterExpired``); deleted by a caller: ``SendTaskFailure``
   (``FlowSignals.WaiterRemoved``). Inserts, re-registrations, tombstone expiry and the rows of
-  buffered (early) signals do nothing.
+  buffered (early) signals do nothing. (No write of the store inserts a delivered row: a
+  delivery updates a row that exists. A row that arrives delivered was copied — a table
+  migration or a restore — and its task was resumed from the table it came from.)
 
 Delivery is at least once: a task already closed is logged and skipped; any other failure
 fails only its record (partial batch response), which the event source mapping retries.
@@ -155,6 +157,8 @@ def handle_record(record: DynamoDBRecord) -> None:
     old, new = change.old_image or {}, change.new_image or {}
     if str((new or old).get("StepKey", "")).startswith(NOT_A_WAITER_PREFIX):
         return  # an early signal kept for a waiter, or an approval link: not a waiter
+    if record.event_name is DynamoDBRecordEventName.INSERT:
+        return  # a new waiter, or a row copied from another table: nothing to resume
     if record.event_name is DynamoDBRecordEventName.REMOVE:
         if old and "DeliveredAt" not in old:
             by_ttl = (record.user_identity or {}).get("principalId") == TTL_PRINCIPAL
