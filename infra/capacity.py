@@ -21,9 +21,9 @@ from aws_lambda_powertools import Metrics
 
 from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore
 from flowsignals.core.store import system_clock
-from flowsignals.lambdas.approvals import ApprovalService
-from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey
-from flowsignals.lambdas.link_schemas import MintLinksBody
+from flowsignals.lambdas.approvals.keys import FixedLinkKeys, LinkKey
+from flowsignals.lambdas.approvals.schemas import MintLinksBody
+from flowsignals.lambdas.approvals.service import ApprovalService
 from flowsignals.lambdas.service import SignalService
 from flowsignals.testing import RecordedRequest, consumed_capacity, record_requests
 

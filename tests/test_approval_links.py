@@ -18,7 +18,7 @@ from flowsignals import FlowSignalError, InvalidSignalRequest
 from flowsignals.backends import dynamodb as dynamodb_backend
 from flowsignals.core.links import ApprovalLink, BadLinkToken, LinkAction, LinkToken
 from flowsignals.lambdas import runtime
-from flowsignals.lambdas.link_keys import SecretsManagerLinkKeys
+from flowsignals.lambdas.approvals.keys import SecretsManagerLinkKeys
 from flowsignals.testing import FakeLambdaContext, http_api_event, record_requests
 from template_yaml import functions, load_handler
 

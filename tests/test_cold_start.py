@@ -95,12 +95,19 @@ def test_the_code_ships_compiled_and_holds_every_handler(tmp_path: Path) -> None
 # tracing is Lambda's own), and Powertools' parts another function uses.
 NOT_AT_IMPORT = {
     "flowsignals.lambdas.handlers": {
-        "flowsignals.lambdas.approval_routes",
-        "flowsignals.lambdas.approval_pages",
-        "flowsignals.lambdas.approvals",
-        "flowsignals.lambdas.link_keys",
-        "flowsignals.lambdas.link_routes",
-        "flowsignals.lambdas.link_schemas",
+        # A function's routes load at its first HTTP request: none loads another's.
+        "flowsignals.lambdas.api.register",
+        "flowsignals.lambdas.api.deliver",
+        "flowsignals.lambdas.api.get",
+        "flowsignals.lambdas.api.remove",
+        "flowsignals.lambdas.api.listing",
+        "flowsignals.lambdas.api.signals",
+        "flowsignals.lambdas.api.links",
+        "flowsignals.lambdas.approvals.routes",
+        "flowsignals.lambdas.approvals.pages",
+        "flowsignals.lambdas.approvals.service",
+        "flowsignals.lambdas.approvals.keys",
+        "flowsignals.lambdas.approvals.schemas",
         "flowsignals.core.links",
         "flowsignals.testing",
         "flowsignals.client",
@@ -117,7 +124,7 @@ NOT_AT_IMPORT = {
     },
     "flowsignals.lambdas.notifier": {
         "aws_lambda_powertools.event_handler",
-        "flowsignals.lambdas.routes",
+        "flowsignals.lambdas.http.resolver",
         "flowsignals.lambdas.schemas",
         "flowsignals.lambdas.service",
         "flowsignals.core.arguments",

@@ -17,7 +17,7 @@ from test_approval_links import KEY, MINT, RUN, call, mint, page, register, wait
 
 from conftest import TABLE_NAME, running_local_server
 from flowsignals import InvalidSignalRequest
-from flowsignals.lambdas.link_keys import REFRESH_SECONDS, SecretsManagerLinkKeys
+from flowsignals.lambdas.approvals.keys import REFRESH_SECONDS, SecretsManagerLinkKeys
 from flowsignals.testing import FakeLambdaContext
 from template_yaml import load_handler
 

@@ -16,9 +16,9 @@ from aws_lambda_powertools import Metrics
 
 from conftest import Backend, FakeClock, dynamodb_local_client, make_backend
 from flowsignals import DynamoDBFlowSignalStore, SignalDeliveryResult, SignalDeliveryStatus
-from flowsignals.lambdas.approvals import ApprovalService, Outcome
-from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey
-from flowsignals.lambdas.link_schemas import MintLinksBody
+from flowsignals.lambdas.approvals.keys import FixedLinkKeys, LinkKey
+from flowsignals.lambdas.approvals.schemas import MintLinksBody
+from flowsignals.lambdas.approvals.service import ApprovalService, Outcome
 from flowsignals.lambdas.service import SignalService
 
 THREADS = 24

@@ -83,7 +83,7 @@ def list_waiters(event: Any) -> dict[str, Any]:
 
 
 def mint_links(event: Any) -> dict[str, Any]:
-    from flowsignals.lambdas.link_schemas import MintLinksEvent  # the links function's only
+    from flowsignals.lambdas.approvals.schemas import MintLinksEvent  # the links function's only
 
     with _exactly_invalid_signal_request():
         request = validate(MintLinksEvent, event)

@@ -15,8 +15,8 @@ from flowsignals.lambdas.service import SignalService
 from flowsignals.lambdas.settings import settings
 
 if TYPE_CHECKING:
-    from flowsignals.lambdas.approvals import ApprovalService
-    from flowsignals.lambdas.link_keys import LinkKeys
+    from flowsignals.lambdas.approvals.keys import LinkKeys
+    from flowsignals.lambdas.approvals.service import ApprovalService
 
 __all__ = ["approvals", "link_base_url", "link_keys", "logger", "metrics", "service", "store"]
 
@@ -35,7 +35,7 @@ def service() -> SignalService:
 
 @functools.cache
 def link_keys() -> LinkKeys:
-    from flowsignals.lambdas.link_keys import FixedLinkKeys, LinkKey, SecretsManagerLinkKeys
+    from flowsignals.lambdas.approvals.keys import FixedLinkKeys, LinkKey, SecretsManagerLinkKeys
 
     config = settings()
     if config.link_secret_id is not None:
@@ -55,6 +55,6 @@ def link_base_url() -> str:
 
 @functools.cache
 def approvals() -> ApprovalService:
-    from flowsignals.lambdas.approvals import ApprovalService
+    from flowsignals.lambdas.approvals.service import ApprovalService
 
     return ApprovalService(service(), store(), store(), link_keys(), system_clock)

@@ -1,22 +1,19 @@
-"""The route that mints approval links. Only the links function's requests need it (and the
-models of its body), so it joins the API's resolver when that module is first imported: at
-the links function's first HTTP request (handlers.py), or where the whole API is described
-(the OpenAPI document, the local server)."""
+"""The links function's route: ``POST /runs/{runId}/signals/{signalName}/links`` mints
+approval links."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flowsignals.lambdas import routes
-from flowsignals.lambdas.link_schemas import LinksView, MintLinksBody
-from flowsignals.lambdas.problems import ok, responses
-from flowsignals.lambdas.routes import RunIdPath, SignalNamePath
+from flowsignals.lambdas.api.parameters import RunIdPath, SignalNamePath
+from flowsignals.lambdas.approvals.schemas import LinksView, MintLinksBody
+from flowsignals.lambdas.http.problems import ok, responses
+from flowsignals.lambdas.http.resolver import FunctionApi
 from flowsignals.lambdas.runtime import approvals, link_base_url
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
@@ -38,10 +35,4 @@ def mint_links(
     return ok(approvals().mint(runId, signalName, body, link_base_url()))
 
 
-routes.app.include_router(router)
-app = routes.app  # the resolver this route joined
-
-
-def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Answer an API Gateway HTTP API event, this route included."""
-    return routes.handle(event, context)
+api = FunctionApi(router)

@@ -12,7 +12,7 @@ from html import escape
 from http import HTTPStatus
 
 from flowsignals.core.models import FlowSignalWaiter
-from flowsignals.lambdas.approvals import Approval, Outcome
+from flowsignals.lambdas.approvals.service import Approval, Outcome
 
 _STYLE = """
 body{margin:0;background:#f3f4f6;color:#111827;font:16px/1.5 system-ui,-apple-system,"Segoe UI",

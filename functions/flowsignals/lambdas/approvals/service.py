@@ -1,5 +1,5 @@
 """Approval links as a service: minting them, and what opening (GET/HEAD: look only) and
-clicking (POST: deliver once) one does. The pages that show it are ``approval_pages``."""
+clicking (POST: deliver once) one does. The pages that show it are ``pages``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from flowsignals.core.links import ApprovalLink, ApprovalLinkStore, BadLinkToken
 from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryStatus
 from flowsignals.core.store import Clock, FlowSignalStore, next_receiver, read_clock, undeliverable
 from flowsignals.core.values import format_timestamp
-from flowsignals.lambdas.link_keys import LinkKeys
-from flowsignals.lambdas.link_schemas import MintLinksBody
+from flowsignals.lambdas.approvals.keys import LinkKeys
+from flowsignals.lambdas.approvals.schemas import MintLinksBody
 from flowsignals.lambdas.service import SignalService
 
 # deliveredBy of a link minted without an approver.

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowsignals.core.errors import StoreUnavailable
 from flowsignals.core.links import BadLinkToken
-from flowsignals.lambdas.approval_pages import (
+from flowsignals.lambdas.approvals.pages import (
     HEADERS,
     approval_page,
     bad_link_page,
@@ -22,8 +22,9 @@ from flowsignals.lambdas.approval_pages import (
     unavailable_page,
     unreadable_page,
 )
-from flowsignals.lambdas.approvals import Approval, LinkExpired
-from flowsignals.lambdas.http_events import HttpApiResolver, MalformedEvent, normalize
+from flowsignals.lambdas.approvals.service import Approval, LinkExpired
+from flowsignals.lambdas.http.events import HttpApiResolver, MalformedEvent, normalize
+from flowsignals.lambdas.http.resolver import OwnRoutes
 from flowsignals.lambdas.runtime import approvals, logger
 
 app = HttpApiResolver()
@@ -121,3 +122,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         length = str(len(str(answer.get("body") or "").encode()))
         answer = {**answer, "headers": answer["headers"] | {"Content-Length": length}, "body": ""}
     return answer
+
+
+# The approvals function's routes: an event for any other is API Gateway's 404.
+api = OwnRoutes(app, handle)
