@@ -63,6 +63,9 @@ WAITER_FIELDS = {"runId", "stepKey", "signalName", "createdAt", "expiresAt", "de
     "failure",
     "deliveredBy",
     "state",
+    "deciders",
+    "quorum",
+    "approvals",
 }
 LATER = "2030-01-01T00:00:00Z"
 

@@ -178,15 +178,41 @@ def test_bad_direct_deliveries_are_exactly_invalid_signal_request(
     [
         ({"iam": {"userArn": ANA}}, ANA),
         (
-            {"jwt": {"claims": {"email": "bo@example.com", "username": "bo", "sub": "1"}}},
+            {
+                "jwt": {
+                    "claims": {
+                        "email": "bo@example.com",
+                        "email_verified": "true",
+                        "username": "bo",
+                        "sub": "1",
+                    }
+                }
+            },
             "bo@example.com",
         ),
+        # An address nobody verified is not recorded as who decided.
+        ({"jwt": {"claims": {"email": "ceo@example.com", "username": "bo", "sub": "1"}}}, "bo"),
+        (
+            {"jwt": {"claims": {"email": "x@example.com", "email_verified": "false", "sub": "1"}}},
+            "1",
+        ),
+        ({"jwt": {"claims": {"cognito:username": "bo-cognito", "sub": "1"}}}, "bo-cognito"),
         ({"jwt": {"claims": {"username": "bo", "sub": "1"}}}, "bo"),
         ({"jwt": {"claims": {"sub": "5d1c"}}}, "5d1c"),
         ({"jwt": {"claims": {"email": ""}}}, None),
         ({}, None),
     ],
-    ids=["iam", "email", "username", "sub", "empty claim", "none"],
+    ids=[
+        "iam",
+        "verified email",
+        "unverified email",
+        "email_verified false",
+        "cognito username",
+        "username",
+        "sub",
+        "empty claim",
+        "none",
+    ],
 )
 def test_who_delivered_is_what_the_authorizer_vouches_for(
     run: str, authorizer: dict[str, Any], recorded: str | None

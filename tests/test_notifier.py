@@ -375,3 +375,34 @@ def test_buffered_signal_rows_and_a_token_already_resumed_do_nothing(calls: Call
     )
     assert result == {"batchItemFailures": []}
     assert calls.made == []
+
+
+def test_a_quorum_resumes_the_task_with_its_approvals(calls: Calls) -> None:
+    approvals = [
+        {"By": "ana@example.com", "At": "2026-11-23T10:00:01.000Z", "PayloadJson": '{"ok": 1}'},
+        {"By": "bob@example.com", "At": "2026-11-23T10:00:01.500Z", "PayloadJson": '{"ok": 2}'},
+    ]
+    waiting = waiter_image("pay", TaskToken="token-1", QuorumSize="2")
+    pending = {**waiting, "Approvals": approvals[:1], "ApprovedBy": ["email:ana@example.com"]}
+    complete = {**pending, **DELIVERED, "PayloadJson": '{"ok": 2}', "Approvals": approvals}
+    not_an_object = waiter_image("list", TaskToken="token-2")
+    as_it_is = {**not_an_object, **DELIVERED, "PayloadJson": "[1, 2]", "Approvals": approvals}
+
+    result = run_notifier(
+        stream_record("MODIFY", old=waiting, new=pending),  # an approval short of the quorum
+        stream_record("MODIFY", old=pending, new=complete),
+        stream_record("MODIFY", old=not_an_object, new=as_it_is),
+    )
+
+    assert result == {"batchItemFailures": []}
+    first, second = calls.of("SendTaskSuccess")
+    assert first["taskToken"] == "token-1"
+    assert json.loads(first["output"]) == {
+        "ok": 2,
+        "approvals": [
+            {"by": "ana@example.com", "at": "2026-11-23T10:00:01.000Z", "payload": {"ok": 1}},
+            {"by": "bob@example.com", "at": "2026-11-23T10:00:01.500Z", "payload": {"ok": 2}},
+        ],
+    }
+    assert second == {"taskToken": "token-2", "output": "[1, 2]"}
+    assert [detail["stepKey"] for _, detail in calls.events()] == ["pay", "list"]

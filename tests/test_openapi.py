@@ -61,7 +61,13 @@ def test_every_request_is_described_completely_with_its_rules() -> None:
 
     register = paths["/runs/{runId}/waiters/{stepKey}"]["put"]["requestBody"]["content"]
     body = _resolve(document, register["application/json"]["schema"])
-    assert set(body["properties"]) == {"signalName", "expiresAt", "timeoutSeconds"}
+    assert set(body["properties"]) == {
+        "signalName",
+        "expiresAt",
+        "timeoutSeconds",
+        "deciders",
+        "quorum",
+    }
     assert body["required"] == ["signalName"]
     assert body.get("additionalProperties") is False
     timeout = body["properties"]["timeoutSeconds"]["anyOf"][0]

@@ -15,7 +15,12 @@ import pytest
 from aws_lambda_powertools import Metrics
 
 from conftest import Backend, FakeClock, dynamodb_local_client, make_backend
-from flowsignals import DynamoDBFlowSignalStore, SignalDeliveryResult, SignalDeliveryStatus
+from flowsignals import (
+    DynamoDBFlowSignalStore,
+    NotAllowedToDecide,
+    SignalDeliveryResult,
+    SignalDeliveryStatus,
+)
 from flowsignals.lambdas.approvals.keys import FixedLinkKeys, LinkKey
 from flowsignals.lambdas.approvals.schemas import MintLinksBody
 from flowsignals.lambdas.approvals.service import ApprovalService, Outcome
@@ -289,3 +294,72 @@ def test_ten_clicks_on_approve_and_reject_links_decide_once(
             assert outcome.outcome is expected
         delivered = store.get_waiter(run, "approval")
         assert delivered.idempotency_key == fresh[0].link.idempotency_key
+
+
+# --- who may decide ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_twenty_deciders_at_once_on_a_quorum_of_three_complete_it_once(
+    crowd_backend: Backend, trial: int
+) -> None:
+    store, run = crowd_backend.store, uuid4()
+    deciders = [f"sub:decider-{n:02d}" for n in range(20)]
+    store.register_waiter(run, "payment", "approve", deciders=deciders, quorum=3)
+
+    results = deliveries_at_once(
+        lambda n: store.deliver_signal(
+            run, "approve", f'{{"by": {n}}}', caller_identities=[deciders[n]]
+        ),
+        20,
+    )
+
+    statuses = Counter(result.status for result in results)
+    assert statuses == {
+        SignalDeliveryStatus.PENDING: 2,
+        SignalDeliveryStatus.DELIVERED: 1,
+        SignalDeliveryStatus.ALREADY_DELIVERED: 17,
+    }, statuses
+    waiter = store.get_waiter(run, "payment")
+    assert waiter is not None and waiter.is_delivered
+    # No approval was lost: the two told "pending" and the one told "delivered" are the three
+    # recorded, and the payload is the completing one's.
+    counted = {
+        deciders[n]
+        for n, result in enumerate(results)
+        if result.status in (SignalDeliveryStatus.PENDING, SignalDeliveryStatus.DELIVERED)
+    }
+    assert waiter.approved_by == counted and len(waiter.approvals) == 3
+    (completing,) = [n for n, r in enumerate(results) if r.status is SignalDeliveryStatus.DELIVERED]
+    assert waiter.payload_json == f'{{"by": {completing}}}'
+    pending_counts = sorted(
+        r.approvals or 0 for r in results if r.status is SignalDeliveryStatus.PENDING
+    )
+    assert pending_counts == [1, 2]
+
+
+@pytest.mark.dynamodb_local
+def test_a_register_that_changes_the_deciders_between_the_read_and_the_write_is_not_slipped_past(
+    dynamodb_local_table: tuple[Any, str], clock: FakeClock
+) -> None:
+    """Ana's delivery reads the waiter while she may decide it; before its write lands, a
+    register takes her off the list. The write's condition holds the check: refused."""
+    client, table = dynamodb_local_table
+    store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
+    other = DynamoDBFlowSignalStore(table, client=dynamodb_local_client(client.meta.endpoint_url))
+    run = str(uuid4())
+    store.register_waiter(run, "payment", "approve", deciders=["email:ana@example.com"])
+
+    def re_register_first(**_: Any) -> None:
+        client.meta.events.unregister("before-call.dynamodb.UpdateItem", re_register_first)
+        other.register_waiter(run, "payment", "approve", deciders=["email:bob@example.com"])
+
+    client.meta.events.register("before-call.dynamodb.UpdateItem", re_register_first)
+    try:
+        with pytest.raises(NotAllowedToDecide):
+            store.deliver_signal(run, "approve", "{}", caller_identities=["email:ana@example.com"])
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.UpdateItem", re_register_first)
+    waiter = store.get_waiter(run, "payment")
+    assert waiter is not None and not waiter.is_delivered
+    assert waiter.deciders == ("email:bob@example.com",)

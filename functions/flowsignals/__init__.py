@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from flowsignals.core.errors import (
         FlowSignalError,
         InvalidSignalRequest,
+        NotAllowedToDecide,
         PayloadTooLarge,
         StoreUnavailable,
     )
     from flowsignals.core.models import (
+        Approval,
         BufferedSignal,
         FlowSignalWaiter,
         SignalDeliveryResult,
@@ -38,8 +40,10 @@ _HOMES = {
     "InMemoryFlowSignalStore": "flowsignals.backends.memory",
     "FlowSignalError": "flowsignals.core.errors",
     "InvalidSignalRequest": "flowsignals.core.errors",
+    "NotAllowedToDecide": "flowsignals.core.errors",
     "PayloadTooLarge": "flowsignals.core.errors",
     "StoreUnavailable": "flowsignals.core.errors",
+    "Approval": "flowsignals.core.models",
     "BufferedSignal": "flowsignals.core.models",
     "FlowSignalWaiter": "flowsignals.core.models",
     "SignalDeliveryResult": "flowsignals.core.models",
@@ -58,6 +62,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Approval",
     "BufferedSignal",
     "DynamoDBFlowSignalStore",
     "FlowSignalError",
@@ -65,6 +70,7 @@ __all__ = [
     "FlowSignalWaiter",
     "InMemoryFlowSignalStore",
     "InvalidSignalRequest",
+    "NotAllowedToDecide",
     "PayloadTooLarge",
     "SignalDeliveryResult",
     "SignalDeliveryStatus",

@@ -43,7 +43,7 @@ WAITER_TABLE_SCHEMA: dict[str, Any] = {
                     "DeliveredAt",
                     "IdempotencyKey",
                     "Deciders",
-                    "Quorum",
+                    "QuorumSize",
                     "ApprovedBy",
                 ],
             },

@@ -12,12 +12,13 @@ from __future__ import annotations
 import heapq
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from flowsignals.backends import dynamodb_expressions as expressions
 from flowsignals.backends import dynamodb_items as items
 from flowsignals.backends.dynamodb_client import (
     ConditionFailed,
@@ -36,6 +37,15 @@ from flowsignals.core.arguments import (
     check_run,
     check_signal,
     check_waiter_key,
+)
+from flowsignals.core.decisions import (
+    Action,
+    Step,
+    allowed,
+    approval_replay,
+    early_receivers,
+    pending,
+    step_for,
 )
 from flowsignals.core.errors import StoreUnavailable
 from flowsignals.core.models import (
@@ -80,23 +90,6 @@ DEFAULT_RETENTION = timedelta(days=7)
 _BATCH_GET_KEYS = 100
 _MAX_BATCH_ROUNDS = 8
 
-_WAITERS = "RunId = :run_id AND StepKey >= :first_step_key"
-_OF_SIGNAL = "RunId = :run_id AND SignalName = :signal_name"
-_BUFFERED = "RunId = :run_id AND begins_with(StepKey, :prefix)"
-# SignalName = :signal_name is false on a missing row, so a delivery never creates one.
-_DELIVERABLE = (
-    "attribute_not_exists(DeliveredAt) AND SignalName = :signal_name"
-    " AND (attribute_not_exists(ExpiresAt) OR ExpiresAt > :now)"
-)
-# DeliveryId names the attempt that wrote the delivery: when DynamoDB applied a write whose
-# answer was lost and botocore sent it again, the repeat finds its own id in the row.
-_DELIVER = "SET DeliveredAt = :now, DeliveryId = :delivery_id, #ttl = :ttl"
-# A buffered signal is new, or its key's earlier one has passed its deadline.
-_BUFFER_FREE = "attribute_not_exists(StepKey) OR BufferedUntil <= :now"
-_STILL_BUFFERED = "attribute_exists(StepKey) AND BufferedUntil > :now"
-_UNDELIVERED = "attribute_not_exists(DeliveredAt)"
-_DELIVERED = "attribute_exists(DeliveredAt)"
-
 # A register races only a delivery or a removal of its own row: a few rounds settle it.
 _MAX_REGISTER_ROUNDS = 16
 # A delivery reads again only after every waiter it saw was taken by other deliveries, so each
@@ -104,6 +97,9 @@ _MAX_REGISTER_ROUNDS = 16
 _MAX_DELIVERY_ROUNDS = 64
 # A hand-over transaction that met another transaction on its rows is tried again this often.
 _MAX_TRANSACTION_CONFLICTS = 8
+# Concurrent approvals of one waiter each make another approval plan again: one round each,
+# at most, as the approvals it can meet are the quorum's (10 at most) and a delivery.
+_MAX_APPROVAL_ROUNDS = 16
 
 
 class _HandOver(Enum):
@@ -144,9 +140,18 @@ class DynamoDBFlowSignalStore:
         *,
         task_token: str | None = None,
         keep_task_token: bool = False,
+        deciders: Sequence[str] | None = None,
+        quorum: int = 1,
     ) -> FlowSignalWaiter:
         arguments = check_registration(
-            run_id, step_key, signal_name, expires_at, task_token, keep_task_token
+            run_id,
+            step_key,
+            signal_name,
+            expires_at,
+            task_token,
+            keep_task_token,
+            deciders,
+            quorum,
         )
         now = read_clock(self._clock)
         waiter = self._write_registration(arguments, now)
@@ -162,24 +167,34 @@ class DynamoDBFlowSignalStore:
         idempotency_key: str | None = None,
         delivered_by: str | None = None,
         buffer_for: timedelta | None = None,
+        caller_identities: Sequence[str] | None = None,
     ) -> SignalDeliveryResult:
         delivery = check_delivery(
-            run_id, signal_name, payload_json, failure, idempotency_key, delivered_by, buffer_for
+            run_id,
+            signal_name,
+            payload_json,
+            failure,
+            idempotency_key,
+            delivered_by,
+            buffer_for,
+            caller_identities,
         )
         run, name, key = delivery.run_id, delivery.signal_name, delivery.idempotency_key
         attempt = uuid.uuid4().hex
-        # The receivers come from a strongly consistent read of the run's partition, never
-        # from the index: an index that lags could hide an older waiter. Concurrent
-        # deliveries read the same receivers; each loser of a conditional write moves on to
-        # the next receiver it read, so N deliveries spread over N waiters in one round.
-        # (Always the next, never a later one: skipping could leave an older waiter behind.)
+        # The receivers come from a strongly consistent read of the signal's waiters (the
+        # local index), never from the global index: an index that lags could hide an older
+        # waiter. Concurrent deliveries read the same receivers; each loser of a conditional
+        # write moves on to the next receiver it read, so N deliveries spread over N waiters
+        # in one round. (Always the next, never a later one: skipping could leave an older
+        # waiter behind.)
         for _ in range(_MAX_DELIVERY_ROUNDS):
             now = read_clock(self._clock)
             ordered = self._matching_waiters(run, name)
-            replay = replay_of(ordered, key)
+            replay = replay_of(ordered, key) or approval_replay(ordered, delivery, now)
             if replay is not None:
                 return replay
-            receivers = can_receive(ordered, now)
+            mine = allowed(ordered, delivery)
+            receivers = can_receive(mine, now)
             if delivery.buffer_for is not None and key is not None:
                 twin = self._buffered_twin(delivery, now)
                 if twin is not None:  # this signal was buffered by an earlier try
@@ -189,20 +204,60 @@ class DynamoDBFlowSignalStore:
                     return answer
             if not receivers:
                 if delivery.buffer_for is None:
-                    return undeliverable(ordered, now)
+                    return undeliverable(mine, now)
                 return self._buffer(delivery, attempt, now)
             for receiver in receivers:
-                try:
-                    self._deliver_to(receiver.step_key, delivery, attempt, now)
-                except ConditionFailed as failed:
-                    old = failed.old or {}
-                    if old.get("DeliveryId") == items.s(attempt):
-                        return delivered(receiver.step_key, now)  # our write; its answer lost
-                    if key is not None and old.get("IdempotencyKey") == items.s(key):
-                        return replayed(items.waiter_from_item(old))  # a retry with our key won
-                else:
-                    return delivered(receiver.step_key, now)
+                answer = self._decide(receiver, delivery, attempt, now)
+                if answer is not None:
+                    return answer
         raise StoreUnavailable("deliver_signal kept finding the run's waiters taken")
+
+    def _decide(
+        self, receiver: FlowSignalWaiter, delivery: Delivery, attempt: str, now: datetime
+    ) -> SignalDeliveryResult | None:
+        """Deliver to (or approve) one receiver; None when it can no longer take this
+        caller's signal (delivered, renamed, expired, removed, or its deciders changed)."""
+        waiter, key = receiver, delivery.idempotency_key
+        for _ in range(_MAX_APPROVAL_ROUNDS):
+            step = step_for(waiter, delivery)
+            try:
+                # Atomic: one conditional UpdateItem. Its condition holds the decision's
+                # every premise (undelivered, the name, the deadline, the caller among the
+                # deciders, the quorum and the approvals counted), so exactly one of any
+                # number of concurrent deliveries writes, and a concurrent register that
+                # changed who decides makes it fail; the losers get the row back.
+                written = self._call(
+                    "update_item",
+                    Key=items.key(waiter.run_id, waiter.step_key),
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **self._decision_update(delivery, step, attempt, now),
+                )
+            except ConditionFailed as failed:
+                old = failed.old
+                if old is None:
+                    return None  # removed
+                if old.get("DeliveryId") == items.s(attempt):
+                    return delivered(waiter.step_key, now)  # our write; its answer lost
+                waiter = items.waiter_from_item(old)
+                if key is not None and waiter.is_delivered and waiter.idempotency_key == key:
+                    return replayed(waiter)  # a retry with our key won
+                again = approval_replay([waiter], delivery, now)
+                if again is not None:
+                    return again
+                if not (
+                    waiter.signal_name == delivery.signal_name
+                    and waiter.can_receive(now)
+                    and waiter.may_be_decided_by(delivery.identities)
+                ):
+                    return None
+                continue  # approvals or the quorum changed: plan again on the row as it is
+            if step.action is Action.APPROVE:
+                # The approvals counted now, concurrent ones included.
+                approved_by = frozenset(written["Attributes"]["ApprovedBy"]["SS"])
+                return pending(waiter.model_copy(update={"approved_by": approved_by}))
+            return delivered(waiter.step_key, now)
+        raise StoreUnavailable("deliver_signal kept meeting other approvals of one waiter")
 
     def get_waiter(self, run_id: UUID | str, step_key: str) -> FlowSignalWaiter | None:
         waiter = check_waiter_key(run_id, step_key)
@@ -276,50 +331,14 @@ class DynamoDBFlowSignalStore:
                         "update_item",
                         Key=items.key(arguments.run_id, arguments.step_key),
                         ReturnValues="ALL_NEW",
-                        **self._register_update(arguments, now, already_delivered),
+                        **expressions.register_update(
+                            arguments, now, already_delivered, self._deadline_ttl(arguments)
+                        ),
                     )
                 except ConditionFailed:
                     continue
                 return items.waiter_from_item(response["Attributes"])
         raise StoreUnavailable("register_waiter kept racing other writers of the waiter")
-
-    def _register_update(
-        self, arguments: Registration, now: datetime, already_delivered: bool
-    ) -> dict[str, Any]:
-        deadline, token = arguments.expires_at, arguments.task_token
-        sets = ["SignalName = :signal_name"]
-        removes = []
-        values = {":signal_name": items.s(arguments.signal_name)}
-        if deadline is None:
-            removes.append("ExpiresAt")
-        else:
-            sets.append("ExpiresAt = :expires_at")
-            values[":expires_at"] = items.s(format_timestamp(deadline))
-        if token is not None:
-            sets.append("TaskToken = :task_token")
-            values[":task_token"] = items.s(token)
-        elif not arguments.keep_task_token:
-            removes.append("TaskToken")
-        if not already_delivered:
-            sets.append("CreatedAt = if_not_exists(CreatedAt, :now)")
-            values[":now"] = items.s(format_timestamp(now))
-            # An undelivered row lives until its deadline + retention, or forever.
-            if deadline is None:
-                removes.append("#ttl")
-            else:
-                sets.append("#ttl = :ttl")
-                values[":ttl"] = self._ttl(deadline)
-        update = f"SET {', '.join(sets)}"
-        if removes:
-            update += f" REMOVE {', '.join(removes)}"
-        params: dict[str, Any] = {
-            "UpdateExpression": update,
-            "ConditionExpression": _DELIVERED if already_delivered else _UNDELIVERED,
-            "ExpressionAttributeValues": values,
-        }
-        if "#ttl" in update:
-            params["ExpressionAttributeNames"] = items.TTL_NAME
-        return params
 
     # --- early signals ----------------------------------------------------------------
     #
@@ -340,7 +359,7 @@ class DynamoDBFlowSignalStore:
             self._call(
                 "put_item",
                 Item=item,
-                ConditionExpression=_BUFFER_FREE,
+                ConditionExpression=expressions.BUFFER_FREE,
                 ExpressionAttributeValues={":now": items.s(format_timestamp(now))},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -349,7 +368,8 @@ class DynamoDBFlowSignalStore:
             if old.get("DeliveryId") != items.s(attempt):  # not our own write, answered late
                 return buffered(items.buffered_from_item(old).buffered_until, replayed=True)
         # Read again: a waiter registered since the first read takes the signal now.
-        for receiver in can_receive(self._matching_waiters(run, delivery.signal_name), now):
+        receivers = can_receive(self._matching_waiters(run, delivery.signal_name), now)
+        for receiver in early_receivers(receivers, delivery):
             outcome = self._hand_over(item, receiver, now)
             if outcome is _HandOver.DONE:
                 return delivered(receiver.step_key, now)
@@ -374,7 +394,8 @@ class DynamoDBFlowSignalStore:
         """A retry finds its signal still buffered: it goes to a waiter that can take it now
         (the earlier try may have stopped before it read the waiters again), else it waits.
         None when someone else took it meanwhile."""
-        for receiver in receivers:
+        sender = items.delivery_of_buffered(twin["RunId"]["S"], twin)
+        for receiver in early_receivers(receivers, sender):
             outcome = self._hand_over(twin, receiver, now)
             if outcome is _HandOver.DONE:
                 return delivered(receiver.step_key, now).model_copy(update={"replayed": True})
@@ -384,6 +405,9 @@ class DynamoDBFlowSignalStore:
 
     def _receive_buffered(self, waiter: FlowSignalWaiter, now: datetime) -> FlowSignalWaiter:
         for item in self._buffered_items(waiter.run_id, waiter.signal_name, now):
+            sender = items.delivery_of_buffered(waiter.run_id, item)
+            if not early_receivers([waiter], sender):
+                continue  # its sender may not decide this waiter: it stays for another
             outcome = self._hand_over(item, waiter, now)
             if outcome is _HandOver.DONE:
                 delivery = items.delivery_of_buffered(waiter.run_id, item)
@@ -396,7 +420,10 @@ class DynamoDBFlowSignalStore:
         self, item: dict[str, Any], waiter: FlowSignalWaiter, now: datetime
     ) -> _HandOver:
         delivery = items.delivery_of_buffered(waiter.run_id, item)
-        update = self._delivery_update(delivery, item["DeliveryId"]["S"], now)
+        # Handed over whole, as its sender asked: to a waiter they may decide, of quorum one.
+        step = Step(Action.DELIVER, quorum=1, approved=0)
+        attempt = item["DeliveryId"]["S"]
+        update = self._decision_update(delivery, step, attempt, now, quorum_of_one=True)
         # Atomic: one transaction consumes the buffered row and delivers the waiter, or
         # neither (see the protocol above).
         transaction = [
@@ -404,7 +431,7 @@ class DynamoDBFlowSignalStore:
                 "Delete": {
                     "TableName": self._table_name,
                     "Key": {"RunId": item["RunId"], "StepKey": item["StepKey"]},
-                    "ConditionExpression": _STILL_BUFFERED,
+                    "ConditionExpression": expressions.STILL_BUFFERED,
                     "ExpressionAttributeValues": {":now": items.s(format_timestamp(now))},
                 }
             },
@@ -432,7 +459,7 @@ class DynamoDBFlowSignalStore:
     def _buffered_items(self, run: str, name: str | None, now: datetime) -> list[dict[str, Any]]:
         """The run's buffered rows (of one name) before their deadline, oldest first."""
         found = self._query(
-            KeyConditionExpression=_BUFFERED,
+            KeyConditionExpression=expressions.BUFFERED,
             ExpressionAttributeValues={
                 ":run_id": items.s(run),
                 ":prefix": items.s(items.buffered_prefix(name)),
@@ -450,31 +477,14 @@ class DynamoDBFlowSignalStore:
     def _ttl(self, instant: datetime) -> dict[str, str]:
         return items.n(self._ttl_value(instant))
 
-    def _delivery_update(self, delivery: Delivery, attempt: str, now: datetime) -> dict[str, Any]:
-        """The conditional update that delivers to a waiter that can still receive."""
-        attributes, values = items.set_clause(items.content(delivery))
-        values |= {
-            ":signal_name": items.s(delivery.signal_name),
-            ":now": items.s(format_timestamp(now)),
-            ":delivery_id": items.s(attempt),
-            ":ttl": self._ttl(now),
-        }
-        return {
-            "UpdateExpression": f"{_DELIVER}, {attributes}",  # a payload or a failure, always
-            "ConditionExpression": _DELIVERABLE,
-            "ExpressionAttributeNames": items.TTL_NAME,
-            "ExpressionAttributeValues": values,
-        }
+    def _deadline_ttl(self, arguments: Registration) -> dict[str, str] | None:
+        deadline = arguments.expires_at
+        return None if deadline is None else self._ttl(deadline)
 
-    def _deliver_to(self, step_key: str, delivery: Delivery, attempt: str, now: datetime) -> None:
-        # Atomic: one conditional UpdateItem. attribute_not_exists(DeliveredAt) lets exactly
-        # one of any number of concurrent deliveries write; the losers get the row back.
-        self._call(
-            "update_item",
-            Key=items.key(delivery.run_id, step_key),
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **self._delivery_update(delivery, attempt, now),
-        )
+    def _decision_update(
+        self, delivery: Delivery, step: Step, attempt: str, now: datetime, **flags: bool
+    ) -> dict[str, Any]:
+        return expressions.decision_update(delivery, step, attempt, now, self._ttl(now), **flags)
 
     def _read_waiter(self, run: str, step_key: str) -> FlowSignalWaiter | None:
         response = self._call("get_item", Key=items.key(run, step_key), ConsistentRead=True)
@@ -487,7 +497,7 @@ class DynamoDBFlowSignalStore:
         costs what the run holds of that name only."""
         found = self._query(
             IndexName=DECISION_INDEX,
-            KeyConditionExpression=_OF_SIGNAL,
+            KeyConditionExpression=expressions.OF_SIGNAL,
             Select="ALL_PROJECTED_ATTRIBUTES",
             ExpressionAttributeValues={":run_id": items.s(run), ":signal_name": items.s(name)},
             ConsistentRead=True,
@@ -503,7 +513,7 @@ class DynamoDBFlowSignalStore:
         first. Its entries are keys and ``CreatedAt``: small, whatever the payloads."""
         found = self._query(
             IndexName=SIGNAL_INDEX,
-            KeyConditionExpression=_OF_SIGNAL,
+            KeyConditionExpression=expressions.OF_SIGNAL,
             ExpressionAttributeValues={":run_id": items.s(run), ":signal_name": items.s(name)},
         )
         positions = ((parse_timestamp(i["CreatedAt"]["S"]), i["StepKey"]["S"]) for i in found)
@@ -541,7 +551,7 @@ class DynamoDBFlowSignalStore:
 
     def _run_waiters(self, run: str) -> Iterator[FlowSignalWaiter]:
         found = self._query(
-            KeyConditionExpression=_WAITERS,
+            KeyConditionExpression=expressions.WAITERS,
             ExpressionAttributeValues={
                 ":run_id": items.s(run),
                 ":first_step_key": items.s(items.FIRST_STEP_KEY),

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flowsignals.backends.row_keys import NOT_A_WAITER_PREFIX
 from flowsignals.core.arguments import Delivery
-from flowsignals.core.models import BufferedSignal, FlowSignalWaiter, SignalFailure
+from flowsignals.core.models import Approval, BufferedSignal, FlowSignalWaiter, SignalFailure
 from flowsignals.core.values import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:  # links are read by the link functions only, and load their models then
@@ -63,6 +64,35 @@ def _failure(item: dict[str, Any]) -> SignalFailure | None:
     return None if error is None else SignalFailure(error=error, cause=text(item, "FailureCause"))
 
 
+def _approval(entry: dict[str, Any]) -> Approval:
+    fields = entry["M"]
+    return Approval.model_construct(
+        by=fields["By"]["S"],
+        at=parse_timestamp(fields["At"]["S"]),
+        payload_json=fields["PayloadJson"]["S"],
+    )
+
+
+def approval_entry(approval: Approval) -> dict[str, Any]:
+    """An approval as one entry of the row's ``Approvals`` list."""
+    return {
+        "M": {
+            "By": s(approval.by),
+            "At": s(format_timestamp(approval.at)),
+            "PayloadJson": s(approval.payload_json),
+        }
+    }
+
+
+def strings(values: Iterable[str]) -> dict[str, Any]:
+    """A list of strings (``Deciders``, a buffered signal's ``CallerIdentities``)."""
+    return {"L": [s(value) for value in values]}
+
+
+def _strings(item: dict[str, Any], name: str) -> tuple[str, ...]:
+    return tuple(value["S"] for value in item[name]["L"]) if name in item else ()
+
+
 def waiter_from_item(item: dict[str, Any]) -> FlowSignalWaiter:
     # A row the store wrote, read back as it is, not validated again: a rule added later
     # never makes a stored row unreadable, and a delivery's reads cost no validation.
@@ -78,6 +108,10 @@ def waiter_from_item(item: dict[str, Any]) -> FlowSignalWaiter:
         delivered_by=text(item, "DeliveredBy"),
         idempotency_key=text(item, "IdempotencyKey"),
         task_token=text(item, "TaskToken"),
+        deciders=_strings(item, "Deciders"),
+        quorum=int(item["QuorumSize"]["N"]) if "QuorumSize" in item else 1,
+        approvals=tuple(_approval(entry) for entry in item.get("Approvals", {}).get("L", [])),
+        approved_by=frozenset(item["ApprovedBy"]["SS"]) if "ApprovedBy" in item else frozenset(),
     )
 
 
@@ -134,6 +168,8 @@ def buffered_item(
         "DeliveryId": s(attempt),
         TTL_ATTRIBUTE: n(ttl),
         **content(delivery),
+        # Who sent it: a waiter receives it only if they may decide that waiter.
+        **({"CallerIdentities": strings(delivery.identities)} if delivery.identities else {}),
     }
 
 
@@ -161,6 +197,7 @@ def delivery_of_buffered(run: str, item: dict[str, Any]) -> Delivery:
         idempotency_key=text(item, "IdempotencyKey"),
         delivered_by=text(item, "DeliveredBy"),
         buffer_for=None,
+        caller_identities=_strings(item, "CallerIdentities") or None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -16,6 +17,7 @@ from flowsignals.core.arguments import (
     check_signal,
     check_waiter_key,
 )
+from flowsignals.core.decisions import allowed, approval_replay, decided, early_receivers
 from flowsignals.core.links import ApprovalLink
 from flowsignals.core.models import (
     BufferedSignal,
@@ -28,7 +30,6 @@ from flowsignals.core.store import (
     WaiterPosition,
     as_the_rule_reads,
     buffered,
-    delivered,
     next_receiver,
     oldest_first,
     page_of,
@@ -73,12 +74,22 @@ class InMemoryFlowSignalStore:
         *,
         task_token: str | None = None,
         keep_task_token: bool = False,
+        deciders: Sequence[str] | None = None,
+        quorum: int = 1,
     ) -> FlowSignalWaiter:
         arguments = check_registration(
-            run_id, step_key, signal_name, expires_at, task_token, keep_task_token
+            run_id,
+            step_key,
+            signal_name,
+            expires_at,
+            task_token,
+            keep_task_token,
+            deciders,
+            quorum,
         )
         run, key, name = arguments.run_id, arguments.step_key, arguments.signal_name
         deadline, token = arguments.expires_at, arguments.task_token
+        deciders, quorum = arguments.who_decides, arguments.quorum
         # Atomic: the read of the existing waiter, the write, and the hand-over of a
         # buffered signal happen under one lock.
         with self._lock:
@@ -93,15 +104,18 @@ class InMemoryFlowSignalStore:
                     created_at=now,
                     expires_at=deadline,
                     task_token=token,
+                    deciders=deciders,
+                    quorum=quorum,
                 )
-            else:  # keeps created_at and an earlier delivery
+            else:  # keeps created_at, the approvals and an earlier delivery
                 if arguments.keep_task_token:
                     token = existing.task_token
                 waiter = existing.model_copy(
                     update={"signal_name": name, "expires_at": deadline, "task_token": token}
+                    | {"deciders": deciders, "quorum": quorum}
                 )
             if waiter.can_receive(now):
-                early = self._take_buffered(run, name, now)
+                early = self._take_buffered(waiter, now)
                 if early is not None:
                     waiter = with_delivery(waiter, early.delivery, now)
             waiters[key] = waiter
@@ -117,26 +131,35 @@ class InMemoryFlowSignalStore:
         idempotency_key: str | None = None,
         delivered_by: str | None = None,
         buffer_for: timedelta | None = None,
+        caller_identities: Sequence[str] | None = None,
     ) -> SignalDeliveryResult:
         delivery = check_delivery(
-            run_id, signal_name, payload_json, failure, idempotency_key, delivered_by, buffer_for
+            run_id,
+            signal_name,
+            payload_json,
+            failure,
+            idempotency_key,
+            delivered_by,
+            buffer_for,
+            caller_identities,
         )
         run, name, key = delivery.run_id, delivery.signal_name, delivery.idempotency_key
-        # Atomic: choosing the receiver (or buffering) and marking it delivered happen under
-        # one lock, so no two deliveries can both see the same waiter undelivered.
+        # Atomic: choosing the receiver (or buffering) and marking it delivered (or approved)
+        # happen under one lock, so no two deliveries can both see the same waiter undecided.
         with self._lock:
             now = read_clock(self._clock)
             waiters = self._runs.get(run, {})
             ordered = oldest_first(w for w in waiters.values() if w.signal_name == name)
-            replay = replay_of(ordered, key)
+            replay = replay_of(ordered, key) or approval_replay(ordered, delivery, now)
             if replay is not None:
                 return replay
-            receiver = next_receiver(ordered, now)
+            mine = allowed(ordered, delivery)
+            receiver = next_receiver(mine, now)
             if receiver is not None:
-                waiters[receiver.step_key] = with_delivery(receiver, delivery, now)
-                return delivered(receiver.step_key, now)
+                waiters[receiver.step_key], answer = decided(receiver, delivery, now)
+                return answer
             if delivery.buffer_for is None:
-                return undeliverable(ordered, now)
+                return undeliverable(mine, now)
             live = self._live_buffered(run, now)
             same_key = next(
                 (
@@ -169,9 +192,18 @@ class InMemoryFlowSignalStore:
         self._buffered[run] = live
         return live
 
-    def _take_buffered(self, run: str, name: str, now: datetime) -> _Buffered | None:
-        live = self._live_buffered(run, now)
-        early = next((b for b in live if b.delivery.signal_name == name), None)
+    def _take_buffered(self, waiter: FlowSignalWaiter, now: datetime) -> _Buffered | None:
+        """The oldest live buffered signal of the waiter's name whose sender may decide it."""
+        live = self._live_buffered(waiter.run_id, now)
+        early = next(
+            (
+                b
+                for b in live
+                if b.delivery.signal_name == waiter.signal_name
+                and early_receivers([waiter], b.delivery)
+            ),
+            None,
+        )
         if early is not None:
             live.remove(early)
         return early

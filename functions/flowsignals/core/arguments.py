@@ -11,6 +11,8 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -20,14 +22,19 @@ from flowsignals.core.models import SignalFailure
 from flowsignals.core.values import (
     PAYLOAD_TOO_LARGE,
     BufferFor,
+    CallerIdentities,
     Deadline,
+    Deciders,
     DeliveredBy,
     IdempotencyKey,
     PayloadJson,
+    Quorum,
     RunId,
     SignalName,
     StepKey,
     TaskToken,
+    assumed_role,
+    reachable_quorum,
 )
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -67,6 +74,8 @@ class Registration(WaiterArguments):
     expires_at: Deadline | None
     task_token: TaskToken | None
     keep_task_token: StrictBool
+    deciders: Deciders | None
+    quorum: Quorum
 
     @model_validator(mode="after")
     def _token_or_keep(self) -> Self:
@@ -76,6 +85,15 @@ class Registration(WaiterArguments):
             )
         return self
 
+    @field_validator("quorum")
+    @classmethod
+    def _reachable(cls, quorum: int, info: ValidationInfo) -> int:
+        return reachable_quorum(quorum, info.data.get("deciders"))
+
+    @property
+    def who_decides(self) -> tuple[str, ...]:
+        return self.deciders or ()
+
 
 class Delivery(RunArguments):
     signal_name: SignalName
@@ -84,6 +102,7 @@ class Delivery(RunArguments):
     idempotency_key: IdempotencyKey | None
     delivered_by: DeliveredBy | None
     buffer_for: BufferFor | None
+    caller_identities: CallerIdentities | None = None
 
     @model_validator(mode="after")
     def _payload_or_failure(self) -> Self:
@@ -93,6 +112,18 @@ class Delivery(RunArguments):
             )
         return self
 
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The caller's identities, and the role an assumed-role session acts as."""
+        given = self.caller_identities or ()
+        roles = (assumed_role(identity) for identity in given)
+        return given + tuple(role for role in roles if role is not None and role not in given)
+
+    @property
+    def principal(self) -> str | None:
+        """The identity that names the caller among a quorum's approvers: its first."""
+        return self.caller_identities[0] if self.caller_identities else None
+
 
 def check_registration(
     run_id: object,
@@ -101,6 +132,8 @@ def check_registration(
     expires_at: object,
     task_token: object,
     keep_task_token: object,
+    deciders: object,
+    quorum: object,
 ) -> Registration:
     return validate(Registration, locals())
 
@@ -113,6 +146,7 @@ def check_delivery(
     idempotency_key: object,
     delivered_by: object,
     buffer_for: object,
+    caller_identities: object,
 ) -> Delivery:
     return validate(Delivery, locals())
 

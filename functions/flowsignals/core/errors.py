@@ -20,6 +20,11 @@ class PayloadTooLarge(InvalidSignalRequest):
     """The payload is over 262,144 bytes of UTF-8."""
 
 
+class NotAllowedToDecide(FlowSignalError):
+    """Waiters of the signal exist, but the caller may decide none of them (its identities
+    are not among their deciders). Nothing was written."""
+
+
 class StoreUnavailable(FlowSignalError):
     """The database throttled, failed (5xx) or could not be reached after retries.
 

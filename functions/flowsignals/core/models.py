@@ -14,6 +14,7 @@ class SignalDeliveryStatus(StrEnum):
     ALREADY_DELIVERED = "AlreadyDelivered"
     EXPIRED = "Expired"
     BUFFERED = "Buffered"
+    PENDING = "Pending"
 
 
 class SignalFailure(BaseModel):
@@ -37,6 +38,17 @@ class BufferedSignal(BaseModel):
     buffered_until: AwareDatetime
 
 
+class Approval(BaseModel):
+    """One decider's approval of a waiter that needs a quorum: who (as ``delivered_by``
+    names them, else their identity), when, and what they approved."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    by: str
+    at: AwareDatetime
+    payload_json: str
+
+
 class FlowSignalWaiter(BaseModel):
     """One parked step of a run: the row ``(run_id, step_key)``.
 
@@ -57,10 +69,24 @@ class FlowSignalWaiter(BaseModel):
     delivered_by: str | None = None
     idempotency_key: str | None = None
     task_token: str | None = Field(default=None, exclude=True, repr=False)
+    # Who may decide it (empty: anyone allowed on the route) and how many must agree.
+    deciders: tuple[str, ...] = ()
+    quorum: int = 1
+    # The approvals given so far (a quorum of them delivers it), and the identities that gave
+    # them: one approval each.
+    approvals: tuple[Approval, ...] = ()
+    approved_by: frozenset[str] = frozenset()
 
     @property
     def is_delivered(self) -> bool:
         return self.delivered_at is not None
+
+    def may_be_decided_by(self, identities: tuple[str, ...]) -> bool:
+        """Whether a caller with these identities may decide it: one of them is among the
+        deciders (or none are named); a quorum needs callers who say who they are."""
+        if not self.deciders:
+            return self.quorum == 1 or bool(identities)
+        return any(identity in self.deciders for identity in identities)
 
     def can_receive(self, now: datetime) -> bool:
         """Neither delivered nor expired: a signal may be delivered to it at ``now``."""
@@ -86,3 +112,6 @@ class SignalDeliveryResult(BaseModel):
     delivered_at: AwareDatetime | None = None
     expires_at: AwareDatetime | None = None
     replayed: bool = False
+    # Pending: the approvals the waiter has now, of the quorum it needs.
+    approvals: int | None = None
+    quorum: int | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
@@ -41,15 +41,21 @@ class FlowSignalStore(Protocol):
         *,
         task_token: str | None = None,
         keep_task_token: bool = False,
+        deciders: Sequence[str] | None = None,
+        quorum: int = 1,
     ) -> FlowSignalWaiter:
         """Create the waiter for ``(run_id, step_key)``, or update it.
 
-        A repeated register replaces ``signal_name``, ``expires_at`` (None removes it) and
+        A repeated register replaces ``signal_name``, ``expires_at`` (None removes it),
         ``task_token`` (unless ``keep_task_token``: then a stored token stays, as over HTTP,
-        where no caller may hand one in or take one away), and keeps ``created_at``,
-        ``delivered_at`` and the payload. A waiter
-        that can receive (undelivered, not expired) and whose signal name has a buffered
-        signal in the run receives the oldest one at once. Returns the stored waiter.
+        where no caller may hand one in or take one away), ``deciders`` and ``quorum``, and
+        keeps ``created_at``, ``delivered_at``, the payload and the approvals given.
+        ``deciders`` (up to 20 ``kind:value``: ``email:``, ``sub:``, ``group:``, ``iam:``;
+        None or empty: anyone) say who may decide it; ``quorum`` (1-10, at most the deciders
+        named) how many distinct ones must approve. A waiter that can receive (undelivered,
+        not expired, quorum 1) and whose signal name has a buffered signal in the run, sent
+        by a caller who may decide it, receives the oldest such one at once. Returns the
+        stored waiter.
         """
         ...
 
@@ -63,17 +69,23 @@ class FlowSignalStore(Protocol):
         idempotency_key: str | None = None,
         delivered_by: str | None = None,
         buffer_for: timedelta | None = None,
+        caller_identities: Sequence[str] | None = None,
     ) -> SignalDeliveryResult:
         """Deliver ``payload_json`` — or ``failure``, exactly one of them — to one waiter of
-        the run named ``signal_name``, exactly once.
+        the run named ``signal_name``, exactly once, as the caller ``caller_identities``
+        names (``kind:value``; the first names it among a quorum's approvers).
 
-        A waiter already delivered with the same ``idempotency_key`` is answered again
-        (``replayed=True``) and nothing is written. Otherwise the oldest waiter neither
-        delivered nor expired receives it. When none can, with ``buffer_for`` the signal is
-        kept for the run's next waiter of that name registered before ``now + buffer_for``
-        (``Buffered``; a retry with the same key keeps one, answered ``replayed=True``);
-        without it the answer is ``AlreadyDelivered`` (oldest delivered waiter), ``Expired``
-        (oldest expired waiter) or ``NotFound``.
+        A waiter already delivered with the same ``idempotency_key``, or holding this
+        caller's approval, is answered again (``replayed=True``) and nothing is written.
+        Otherwise the receivers are the waiters the caller may decide (none of several:
+        ``NotAllowedToDecide``), and the oldest of them neither delivered nor expired
+        receives it: delivered (``Delivered``), or, when it needs a quorum, approved
+        (``Pending`` with ``approvals`` of ``quorum``, until the approval that reaches it
+        delivers it; a failure delivers at once). When none can, with ``buffer_for`` the
+        signal is kept for the run's next waiter of that name registered before ``now +
+        buffer_for`` (``Buffered``; a retry with the same key keeps one, answered
+        ``replayed=True``); without it the answer is ``AlreadyDelivered`` (oldest delivered
+        waiter), ``Expired`` (oldest expired waiter) or ``NotFound``.
         """
         ...
 
@@ -117,7 +129,8 @@ class FlowSignalStore(Protocol):
     def signal_waiters(self, run_id: UUID | str, signal_name: str) -> list[FlowSignalWaiter]:
         """The run's waiters of ``signal_name``, oldest first, as a delivery reads them:
         strongly consistent, and only what the delivery rule needs. Their ``payload_json``,
-        ``failure``, ``delivered_by`` and ``task_token`` are None (``get_waiter`` has them):
+        ``failure``, ``delivered_by`` and ``task_token`` are None and their ``approvals``
+        empty (``approved_by`` is there; ``get_waiter`` has the rest):
         reading them costs what the run holds of that name, never more."""
         ...
 
@@ -141,7 +154,13 @@ def oldest_first(waiters: Iterable[FlowSignalWaiter]) -> list[FlowSignalWaiter]:
 def as_the_rule_reads(waiter: FlowSignalWaiter) -> FlowSignalWaiter:
     """The waiter as ``signal_waiters`` returns it: what a delivery's decision reads."""
     return waiter.model_copy(
-        update={"payload_json": None, "failure": None, "delivered_by": None, "task_token": None}
+        update={
+            "payload_json": None,
+            "failure": None,
+            "delivered_by": None,
+            "task_token": None,
+            "approvals": (),
+        }
     )
 
 

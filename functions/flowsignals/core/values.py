@@ -214,6 +214,154 @@ DeliveredBy = Annotated[
 ]
 
 
+# --- who may decide -----------------------------------------------------------------------
+
+MAX_DECIDERS = 20
+MAX_QUORUM = 10
+MAX_IDENTITY_LENGTH = 512
+MAX_CALLER_IDENTITIES = 64
+DECIDER_KINDS = ("email", "sub", "group", "iam")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# An IAM user or role (any path), or a session of an assumed role.
+_IAM_PRINCIPAL = re.compile(
+    r"arn:(aws[a-z-]*):(?:iam::(\d{12}):(user|role)/(?:[^/]+/)*([^/]+)"
+    r"|sts::(\d{12}):assumed-role/([^/]+)/([^/]+))"
+)
+
+
+def _iam(value: str, *, session: bool) -> str:
+    """An IAM user or role ARN without its path (names are unique in an account, and a
+    session's ARN never shows the path); with ``session``, an assumed role's session too."""
+    match = _IAM_PRINCIPAL.fullmatch(value)
+    if match is None or (match[5] is not None and not session):
+        kinds = "an IAM user or role ARN" + (" or an assumed-role session ARN" if session else "")
+        _reject(f"iam: must be {kinds}, e.g. arn:aws:iam::123456789012:role/Approvers")
+    partition, account, kind, name = match[1], match[2], match[3], match[4]
+    if account is None:
+        return f"arn:{partition}:sts::{match[5]}:assumed-role/{match[6]}/{match[7]}"
+    return f"arn:{partition}:iam::{account}:{kind}/{name}"
+
+
+def _identity(value: object, *, session: bool) -> str:
+    """``kind:value``, in the one spelling that compares equal to any other of it."""
+    text = _text(value)
+    kind, colon, rest = text.partition(":")
+    if not colon or kind not in DECIDER_KINDS:
+        _reject(f"must be kind:value with kind one of {', '.join(DECIDER_KINDS)}")
+    _name(rest, MAX_IDENTITY_LENGTH)
+    if rest != rest.strip():
+        _reject("must not start or end with whitespace after the kind")
+    if kind == "email":
+        if not _EMAIL.fullmatch(rest):
+            _reject("email: must be an e-mail address, e.g. email:ana@example.com")
+        rest = rest.lower()  # as every mail system treats it
+    elif kind == "iam":
+        rest = _iam(rest, session=session)
+    return f"{kind}:{rest}"
+
+
+def _decider(value: object) -> str:
+    return _identity(value, session=False)
+
+
+def caller_identity(value: object) -> str:
+    return _identity(value, session=True)
+
+
+def assumed_role(identity: str) -> str | None:
+    """The role an assumed-role session identity (``iam:arn:...:assumed-role/R/S``) acts as:
+    a decider naming the role matches every session of it."""
+    match = _IAM_PRINCIPAL.fullmatch(identity.removeprefix("iam:"))
+    if not identity.startswith("iam:") or match is None or match[5] is None:
+        return None
+    return f"iam:arn:{match[1]}:iam::{match[5]}:role/{match[6]}"
+
+
+def _unique(values: list[str], what: str) -> tuple[str, ...]:
+    if len(set(values)) != len(values):
+        _reject(f"must not name one {what} twice")
+    return tuple(values)
+
+
+def _deciders(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        _reject(f"must be a list of up to {MAX_DECIDERS} entries kind:value")
+    if len(value) > MAX_DECIDERS:
+        _reject(f"must be at most {MAX_DECIDERS} entries, got {len(value)}")
+    return _unique([_decider(entry) for entry in value], "decider")
+
+
+def _caller_identities(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        _reject("must be a list of identities kind:value")
+    if len(value) > MAX_CALLER_IDENTITIES:
+        _reject(f"must be at most {MAX_CALLER_IDENTITIES} identities, got {len(value)}")
+    return _unique([caller_identity(entry) for entry in value], "identity")
+
+
+def _quorum(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _reject("must be a whole number")
+    if not 1 <= value <= MAX_QUORUM:
+        _reject(f"must be 1 to {MAX_QUORUM}")
+    return value
+
+
+_DECIDER_PATTERN = "^(email|sub|group|iam):[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+Deciders = Annotated[
+    tuple[str, ...],
+    PlainValidator(_deciders),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": MAX_DECIDERS,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": _DECIDER_PATTERN},
+            "description": "Who may decide: email:<verified address>, sub:<JWT subject>,"
+            " group:<JWT group>, iam:<IAM user or role ARN>. Empty: anyone allowed on the route",
+        }
+    ),
+]
+CallerIdentities = Annotated[
+    tuple[str, ...],
+    PlainValidator(_caller_identities),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": MAX_CALLER_IDENTITIES,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": _DECIDER_PATTERN},
+            "description": "The caller's identities (kind:value); the first names the caller"
+            " among a quorum's approvers",
+        }
+    ),
+]
+Quorum = Annotated[
+    int,
+    PlainValidator(_quorum),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_QUORUM,
+            "description": "How many distinct deciders must approve (default 1)",
+        }
+    ),
+]
+
+
+def reachable_quorum(quorum: int, deciders: object) -> int:
+    """A quorum larger than the deciders named could never be reached (a field validator's
+    check, with the deciders validated before it)."""
+    if isinstance(deciders, tuple) and deciders and quorum > len(deciders):
+        raise PydanticCustomError(
+            "quorum_too_large",
+            "must be at most the number of deciders named ({count})",
+            {"count": len(deciders)},
+        )
+    return quorum
+
+
 # --- approval links -----------------------------------------------------------------------
 
 MAX_APPROVER_LENGTH = 256

@@ -52,6 +52,7 @@ def deliver(event: Any) -> dict[str, Any]:
             idempotency_key=request.idempotencyKey,
             delivered_by=request.deliveredBy,
             buffer_seconds=request.bufferSeconds,
+            caller_identities=request.callerIdentities,
         )
     return delivery_result_view(result)
 

@@ -103,6 +103,27 @@ def _waiter_fields(image: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:  # a row written before payloads had to be JSON: its text
+        return text
+
+
+def _output(waiter: dict[str, Any]) -> str:
+    """The task's output: the payload; a waiter delivered by a quorum adds its approvals
+    (who, when, what) to the payload's object (a payload that is no object goes as it is)."""
+    payload = waiter["PayloadJson"]
+    approvals = waiter.get("Approvals")
+    value = _json(payload) if approvals else None
+    if not isinstance(value, dict):
+        return str(payload)
+    listed = [
+        {"by": a["By"], "at": a["At"], "payload": _json(a["PayloadJson"])} for a in approvals or []
+    ]
+    return json.dumps({**value, "approvals": listed}, ensure_ascii=False)
+
+
 def _resume(waiter: dict[str, Any]) -> None:
     """The waiter's task continues with what was delivered: its payload, or its failure."""
     token = waiter["TaskToken"]
@@ -115,7 +136,7 @@ def _resume(waiter: dict[str, Any]) -> None:
             **({} if cause is None else {"cause": cause}),
         )
     else:
-        _close_task("send_task_success", taskToken=token, output=waiter["PayloadJson"])
+        _close_task("send_task_success", taskToken=token, output=_output(waiter))
 
 
 def _on_delivered(waiter: dict[str, Any]) -> None:

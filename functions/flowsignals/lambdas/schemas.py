@@ -5,29 +5,42 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
     SignalDeliveryResult,
+    SignalDeliveryStatus,
     SignalFailure,
 )
 from flowsignals.core.values import (
     BufferSeconds,
+    CallerIdentities,
     Deadline,
+    Deciders,
     DeliveredBy,
     FailureCause,
     FailureError,
     IdempotencyKey,
     PayloadValue,
+    Quorum,
     RunId,
     SignalName,
     StepKey,
     TaskToken,
     TimeoutSeconds,
     format_timestamp,
+    reachable_quorum,
     read_payload,
 )
 
@@ -63,6 +76,8 @@ class RegisterWaiterBody(RequestModel):
     signalName: SignalName
     expiresAt: Deadline | None = None
     timeoutSeconds: TimeoutSeconds | None = None
+    deciders: Deciders | None = None
+    quorum: Quorum = 1
 
     @model_validator(mode="after")
     def _one_deadline_form(self) -> Self:
@@ -71,6 +86,11 @@ class RegisterWaiterBody(RequestModel):
                 "exclusive_fields", "expiresAt and timeoutSeconds are mutually exclusive"
             )
         return self
+
+    @field_validator("quorum")
+    @classmethod
+    def _reachable(cls, quorum: int, info: ValidationInfo) -> int:
+        return reachable_quorum(quorum, info.data.get("deciders"))
 
     def deadline(self, now: datetime) -> datetime | None:
         if self.timeoutSeconds is not None:
@@ -126,6 +146,7 @@ class DeliverSignalEvent(PayloadOrFailure):
     idempotencyKey: IdempotencyKey | None = None
     deliveredBy: DeliveredBy | None = None
     bufferSeconds: BufferSeconds | None = None
+    callerIdentities: CallerIdentities | None = None
 
     def payload_json(self) -> str | None:
         return None if self.failure is not None else self.payload
@@ -155,6 +176,12 @@ class FailureView(View):
     cause: str | None
 
 
+class ApprovalView(View):
+    by: str
+    at: str
+    payload: JsonValue
+
+
 class WaiterView(View):
     """A waiter as the API shows it. The task token is never shown."""
 
@@ -168,6 +195,9 @@ class WaiterView(View):
     failure: FailureView | None = Field(description="The failure delivered instead, if any")
     deliveredBy: str | None
     state: WaiterState
+    deciders: list[str] = Field(description="Who may decide it (empty: anyone on the route)")
+    quorum: int = Field(description="How many distinct deciders must approve")
+    approvals: list[ApprovalView] = Field(description="The approvals given so far, oldest first")
 
 
 class WaiterPage(View):
@@ -181,6 +211,16 @@ class DeliveredView(View):
     delivered: Literal[True] = True
     stepKey: str
     deliveredAt: str
+    replayed: bool
+
+
+class PendingView(View):
+    """The HTTP answer (202) to an approval that does not complete its waiter's quorum."""
+
+    delivered: Literal[False] = False
+    stepKey: str
+    approvals: int
+    quorum: int
     replayed: bool
 
 
@@ -225,6 +265,12 @@ def waiter_view(waiter: FlowSignalWaiter, now: datetime) -> dict[str, Any]:
         "failure": None if waiter.failure is None else waiter.failure.model_dump(),
         "deliveredBy": waiter.delivered_by,
         "state": state.value,
+        "deciders": list(waiter.deciders),
+        "quorum": waiter.quorum,
+        "approvals": [
+            {"by": a.by, "at": format_timestamp(a.at), "payload": read_payload(a.payload_json)}
+            for a in waiter.approvals
+        ],
     }
 
 
@@ -237,10 +283,13 @@ def signal_view(signal: BufferedSignal) -> dict[str, Any]:
 
 
 def delivery_result_view(result: SignalDeliveryResult) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "status": result.status.value,
         "stepKey": result.step_key,
         "deliveredAt": _timestamp(result.delivered_at),
         "expiresAt": _timestamp(result.expires_at),
         "replayed": result.replayed,
     }
+    if result.status is SignalDeliveryStatus.PENDING:
+        view |= {"approvals": result.approvals, "quorum": result.quorum}
+    return view

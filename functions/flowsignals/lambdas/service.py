@@ -35,6 +35,8 @@ class SignalService:
             request.deadline(now),
             task_token=request.taskToken,
             keep_task_token=keep_task_token,
+            deciders=request.deciders,
+            quorum=request.quorum,
         )
         self._metrics.add_metric(name="WaiterRegistered", unit=MetricUnit.Count, value=1)
         return waiter_view(waiter, now)
@@ -49,6 +51,7 @@ class SignalService:
         idempotency_key: str | None = None,
         delivered_by: str | None = None,
         buffer_seconds: int | None = None,
+        caller_identities: tuple[str, ...] | None = None,
     ) -> SignalDeliveryResult:
         result = self._store.deliver_signal(
             run_id,
@@ -58,6 +61,7 @@ class SignalService:
             idempotency_key=idempotency_key,
             delivered_by=delivered_by,
             buffer_for=None if buffer_seconds is None else timedelta(seconds=buffer_seconds),
+            caller_identities=caller_identities,
         )
         self._metrics.add_metric(
             name=f"Signal{result.status.value}", unit=MetricUnit.Count, value=1

@@ -28,6 +28,11 @@ class Settings(BaseModel):
         str | None, Field(alias="LINK_BASE_URL", pattern="^https?://[^/?#\\s]+(/[^?#\\s]*)?$")
     ] = None
 
+    # The JWT claim that lists a dashboard user's groups (group: deciders).
+    jwt_groups_claim: Annotated[str, Field(alias="JWT_GROUPS_CLAIM", min_length=1)] = (
+        "cognito:groups"
+    )
+
     @property
     def retention(self) -> timedelta:
         return timedelta(days=self.retention_days)

@@ -19,7 +19,7 @@ from flowsignals.lambdas.api.parameters import (
     RunIdPath,
     SignalNamePath,
 )
-from flowsignals.lambdas.http.events import caller
+from flowsignals.lambdas.http.identity import http_caller
 from flowsignals.lambdas.http.problems import ok, problem, responses
 from flowsignals.lambdas.http.resolver import FunctionApi
 from flowsignals.lambdas.runtime import service
@@ -27,12 +27,15 @@ from flowsignals.lambdas.schemas import (
     BufferedView,
     DeliveredView,
     FailureBody,
+    PendingView,
     delivery_result_view,
 )
+from flowsignals.lambdas.settings import settings
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
 
 _DELIVERY_ANSWERS = responses(
+    HTTPStatus.FORBIDDEN,
     HTTPStatus.NOT_FOUND,
     HTTPStatus.CONFLICT,
     HTTPStatus.GONE,
@@ -41,8 +44,10 @@ _DELIVERY_ANSWERS = responses(
     ok_model=DeliveredView,
 ) | {
     202: {
-        "description": "No step waits yet: the signal is kept for the next one (bufferSeconds)",
-        "content": {"application/json": {"model": BufferedView}},
+        "description": "An approval that does not complete the step's quorum yet"
+        " (PendingView), or, with bufferSeconds, a signal no step waits for yet, kept for the"
+        " next one (BufferedView)",
+        "content": {"application/json": {"model": PendingView | BufferedView}},
     }
 }
 
@@ -100,14 +105,16 @@ def _deliver(
     buffer_seconds: int | None,
 ) -> Response[str]:
     """Either delivery route, as the caller the authorizer vouches for."""
+    caller = http_caller(router.current_event.raw_event, settings().jwt_groups_claim)
     result = service().deliver(
         run_id,
         signal_name,
         payload_json,
         failure=failure,
         idempotency_key=idempotency_key,
-        delivered_by=caller(router.current_event.raw_event),
+        delivered_by=caller.delivered_by,
         buffer_seconds=buffer_seconds,
+        caller_identities=caller.identities,
     )
     return delivery_response(result)
 
@@ -120,6 +127,14 @@ def delivery_response(result: SignalDeliveryResult) -> Response[str]:
                 stepKey=view["stepKey"], deliveredAt=view["deliveredAt"], replayed=result.replayed
             ).model_dump()
         )
+    if result.status is SignalDeliveryStatus.PENDING:
+        pending = PendingView(
+            stepKey=view["stepKey"],
+            approvals=view["approvals"],
+            quorum=view["quorum"],
+            replayed=result.replayed,
+        )
+        return ok(pending.model_dump(), HTTPStatus.ACCEPTED)
     if result.status is SignalDeliveryStatus.BUFFERED:
         answer = BufferedView(bufferedUntil=view["expiresAt"], replayed=result.replayed)
         return ok(answer.model_dump(), HTTPStatus.ACCEPTED)

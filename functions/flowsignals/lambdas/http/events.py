@@ -110,18 +110,3 @@ def normalize(event: dict[str, Any]) -> dict[str, Any]:
         raise BodyTooLarge(f"body: is over the limit of {MAX_BODY_BYTES} bytes")
     event["body"] = body if body.strip() else "{}"
     return event
-
-
-def caller(event: dict[str, Any]) -> str | None:
-    """Who called, as the API's authorizer vouches for it: the caller's IAM ARN (the IAM API),
-    or the token's ``email``, else ``username``, else ``sub`` claim (a JWT authorizer)."""
-    context = event.get("requestContext")
-    authorizer = context.get("authorizer") if isinstance(context, dict) else None
-    if not isinstance(authorizer, dict):
-        return None
-    iam, jwt = authorizer.get("iam"), authorizer.get("jwt")
-    claims = jwt.get("claims") if isinstance(jwt, dict) else None
-    candidates = [iam.get("userArn")] if isinstance(iam, dict) else []
-    if isinstance(claims, dict):
-        candidates += [claims.get("email"), claims.get("username"), claims.get("sub")]
-    return next((c for c in candidates if isinstance(c, str) and c), None)

@@ -29,6 +29,7 @@ class Problem(BaseModel):
 _TITLES = {
     "InvalidRequest": "Invalid request",
     "NotFound": "Not found",
+    "NotAllowed": "Not allowed to decide",
     "AlreadyDelivered": "Signal already delivered",
     "Expired": "Waiter expired",
     "PayloadTooLarge": "Payload too large",

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowsignals.core.errors import (
     InvalidSignalRequest,
+    NotAllowedToDecide,
     PayloadTooLarge,
     StoreUnavailable,
     describe_errors,
@@ -127,6 +128,15 @@ def _answer_errors(app: HttpApiResolver) -> None:
     @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
     def _invalid_body(error: RequestValidationError) -> Response[str]:
         return bad_request(describe_errors(error.errors()))
+
+    @app.exception_handler(NotAllowedToDecide)
+    def _not_allowed(error: NotAllowedToDecide) -> Response[str]:
+        return problem(
+            HTTPStatus.FORBIDDEN,
+            "NotAllowed",
+            "You may decide none of the run's waiters of this signal: their deciders do not"
+            " name you.",
+        )
 
     @app.exception_handler(StoreUnavailable)
     def _unavailable(error: StoreUnavailable) -> Response[str]:
