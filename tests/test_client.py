@@ -30,6 +30,7 @@ from dynamodb_local import free_port
 from flowsignals import (
     FlowSignalError,
     InvalidSignalRequest,
+    NotAllowedToDecide,
     PayloadTooLarge,
     SignalDeliveryStatus,
     SignalFailure,
@@ -251,6 +252,25 @@ def test_list_waiters_of_one_signal(
     assert [w["stepKey"] for w in listed] == ["step-0", "step-2"]
     with pytest.raises(InvalidSignalRequest, match="signalName"):
         client.list_waiters(run, signal_name="\x00")
+
+
+def test_deciders_through_the_client_and_the_cli(
+    client: FlowSignalsClient, run: str, capsys: pytest.CaptureFixture[str], base_url: str
+) -> None:
+    waiter = client.register_waiter(
+        run, "pay", "approve", deciders=["email:Ana@Example.com", "sub:b"], quorum=2
+    )
+    assert (waiter.deciders, waiter.quorum) == (("email:ana@example.com", "sub:b"), 2)
+    # make run enforces no IAM: its callers have no identity, so they may decide nothing here.
+    with pytest.raises(NotAllowedToDecide):
+        client.deliver_signal(run, "approve", "{}")
+    assert main(["--api-url", base_url, "deliver", run, "approve"]) == 4
+    assert "not allowed to decide" in capsys.readouterr().err
+    command = ["--api-url", base_url, "register", run, "other", "go", "--decider", "sub:x"]
+    assert main([*command, "--quorum", "2"]) == 2  # more than the deciders named
+    assert "quorum" in capsys.readouterr().err
+    assert main(command) == 0
+    assert json.loads(capsys.readouterr().out)["deciders"] == ["sub:x"]
 
 
 def test_get_answers_none_after_remove(client: FlowSignalsClient, run: str) -> None:
@@ -566,7 +586,7 @@ def test_the_cli_cycle_in_process(
     assert code == 0 and waiter["stepKey"] == "approval" and waiter["state"] == "Waiting"
     assert set(waiter) == {
         "runId", "stepKey", "signalName", "createdAt", "expiresAt", "deliveredAt",
-        "payload", "failure", "deliveredBy", "state",
+        "payload", "failure", "deliveredBy", "state", "deciders", "quorum", "approvals",
     }  # fmt: skip
 
     deliver = (

@@ -17,7 +17,12 @@ from flowsignals.client.client import (
     DEFAULT_TIMEOUT_SECONDS,
     FlowSignalsClient,
 )
-from flowsignals.core.errors import FlowSignalError, InvalidSignalRequest, StoreUnavailable
+from flowsignals.core.errors import (
+    FlowSignalError,
+    InvalidSignalRequest,
+    NotAllowedToDecide,
+    StoreUnavailable,
+)
 from flowsignals.core.links import LinkAction
 from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus, SignalFailure
 from flowsignals.core.values import format_timestamp
@@ -121,6 +126,8 @@ def _register(client: FlowSignalsClient, args: argparse.Namespace) -> int:
         args.signal_name,
         args.expires_at,
         timeout_seconds=args.timeout_seconds,
+        deciders=args.deciders,
+        quorum=args.quorum,
     )
     _emit(waiter_view(waiter, _now()))
     return EXIT_OK
@@ -317,9 +324,26 @@ def build_parser() -> argparse.ArgumentParser:
         "park a step: register (or update) the waiter of RUN's step STEP for signal SIGNAL",
         "  flowsignals register order-1 manager-approval approve --timeout-seconds 3600\n"
         "  flowsignals register order-1 legal-review legal --expires-at 2026-11-23T10:15:30Z\n"
+        "  flowsignals register order-1 payment approve --decider email:ana@example.com \\\n"
+        "      --decider email:bob@example.com --quorum 2\n"
         "\nA signal delivered early (--buffer-seconds) is received at once: the answer's state"
         ' is then "Delivered".\n',
         _register,
+    )
+    register.add_argument(
+        "--decider",
+        dest="deciders",
+        action="append",
+        metavar="KIND:VALUE",
+        help="who may decide (repeat it, up to 20): email:ADDRESS, sub:SUBJECT, group:NAME,"
+        " iam:USER-OR-ROLE-ARN; none: anyone allowed on the route",
+    )
+    register.add_argument(
+        "--quorum",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="how many distinct deciders must approve (1-10, default 1)",
     )
     register.add_argument("run_id", metavar="RUN", help="the run's id (any text, or a UUID)")
     register.add_argument("step_key", metavar="STEP", help="the step's key in the run")
@@ -488,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailable as error:
         print(f"flowsignals: service unavailable: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except NotAllowedToDecide as error:
+        print(f"flowsignals: not allowed to decide: {error}", file=sys.stderr)
+        return EXIT_OTHER_ERROR
     except FlowSignalError as error:
         print(f"flowsignals: error: {error}", file=sys.stderr)
         return EXIT_OTHER_ERROR

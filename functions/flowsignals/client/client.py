@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -33,11 +33,13 @@ from botocore.exceptions import BotoCoreError
 from flowsignals.core.errors import (
     FlowSignalError,
     InvalidSignalRequest,
+    NotAllowedToDecide,
     PayloadTooLarge,
     StoreUnavailable,
 )
 from flowsignals.core.links import LinkAction, MintedLinks
 from flowsignals.core.models import (
+    Approval,
     BufferedSignal,
     FlowSignalWaiter,
     SignalDeliveryResult,
@@ -203,6 +205,16 @@ def waiter_from_json(data: Any) -> FlowSignalWaiter:
             ),
             failure=failure,
             delivered_by=data.get("deliveredBy"),
+            deciders=tuple(data.get("deciders") or ()),
+            quorum=data.get("quorum", 1),
+            approvals=tuple(
+                Approval(
+                    by=approval["by"],
+                    at=parse_timestamp(approval["at"]),
+                    payload_json=json.dumps(approval["payload"], ensure_ascii=False),
+                )
+                for approval in data.get("approvals") or ()
+            ),
         )
     except (KeyError, TypeError, AttributeError, ValueError):
         raise FlowSignalError(
@@ -311,14 +323,21 @@ class FlowSignalsClient:
         expires_at: datetime | None = None,
         *,
         timeout_seconds: int | None = None,
+        deciders: Sequence[str] | None = None,
+        quorum: int = 1,
     ) -> FlowSignalWaiter:
         """Create the waiter for ``(run_id, step_key)``, or update it; returns it as stored.
 
         The deadline is ``expires_at`` (timezone-aware) or ``timeout_seconds`` from the
-        server's now, not both. A task token cannot be handed in over HTTP (the API refuses
-        one); a Step Functions task registers by invoking the function directly.
+        server's now, not both. ``deciders`` and ``quorum`` say who may decide it and how
+        many must agree. A task token cannot be handed in over HTTP (the API refuses one); a
+        Step Functions task registers by invoking the function directly.
         """
         body: dict[str, Any] = {"signalName": signal_name}
+        if deciders:
+            body["deciders"] = list(deciders)
+        if quorum != 1:
+            body["quorum"] = quorum
         if expires_at is not None:
             if not isinstance(expires_at, datetime) or expires_at.utcoffset() is None:
                 raise InvalidSignalRequest(
@@ -576,6 +595,14 @@ class FlowSignalsClient:
                     delivered_at=_instant(answer.field("deliveredAt")),
                     replayed=replayed,
                 )
+            if answer.status == 202 and answer.field("quorum") is not None:
+                return SignalDeliveryResult(
+                    status=SignalDeliveryStatus.PENDING,
+                    step_key=answer.field("stepKey"),
+                    approvals=answer.field("approvals"),
+                    quorum=answer.field("quorum"),
+                    replayed=replayed,
+                )
             if answer.status == 202:
                 return SignalDeliveryResult(
                     status=SignalDeliveryStatus.BUFFERED,
@@ -609,6 +636,8 @@ class FlowSignalsClient:
             return InvalidSignalRequest(detail)
         if answer.status == 413:
             return PayloadTooLarge(detail)
+        if answer.status == 403 and answer.code == "NotAllowed":
+            return NotAllowedToDecide(detail)
         if answer.status in RETRIED_STATUSES:
             return StoreUnavailable(
                 f"{operation}: HTTP {answer.status} after {self._max_retries} retries: {detail}"
