@@ -33,7 +33,8 @@ dynamodb-local: $(INSTALLED) ## Fetch DynamoDB Local once (npm package amplify-d
 
 # cfn-lint twice: with the defaults (no CORS, no dashboard API) and with both switched on.
 DASHBOARD_PARAMETERS := CorsAllowOrigins=https://dashboard.example.com,http://localhost:5173 \
-	JwtIssuer=https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE JwtAudience=example-client-id
+	JwtIssuer=https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE JwtAudience=example-client-id \
+	JwtDecideScope=flowsignals/decide JwtReadScope=flowsignals/read
 
 lint: $(INSTALLED) ## ruff, ruff format --check, mypy --strict, cfn-lint
 	$(BIN)/ruff check .

@@ -16,7 +16,13 @@ from test_template import grants
 from conftest import LINK_BASE, LINK_KEY, TABLE_NAME, FakeClock, reset_runtime
 from flowsignals import FlowSignalError, InvalidSignalRequest
 from flowsignals.backends import dynamodb as dynamodb_backend
-from flowsignals.core.links import ApprovalLink, BadLinkToken, LinkAction, LinkToken
+from flowsignals.core.links import (
+    ApprovalLink,
+    BadLinkToken,
+    LinkAction,
+    LinkDecision,
+    LinkToken,
+)
 from flowsignals.lambdas import runtime
 from flowsignals.lambdas.approvals.keys import SecretsManagerLinkKeys
 from flowsignals.testing import FakeLambdaContext, http_api_event, record_requests
@@ -326,6 +332,12 @@ def test_every_backend_keeps_links_by_id(store: Any, clock: FakeClock) -> None:
     store.save_link(link)
     assert store.get_link(link.link_id) == link
     assert store.list_waiters("run") == [], "a link is no waiter of any run"
+
+    first = LinkDecision(action="reject", at=now, by="ana", step_key="s")
+    later = LinkDecision(action="approve", at=now + timedelta(seconds=1), by="ana", step_key="t")
+    assert store.record_decision(link.link_id, first) == first
+    assert store.record_decision(link.link_id, later) == first  # the first decision stays
+    assert store.get_link(link.link_id) == link.model_copy(update={"decision": first})
 
 
 def test_a_rotated_secret_signs_with_the_new_key_and_still_reads_the_old(

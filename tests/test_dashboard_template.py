@@ -153,3 +153,31 @@ def test_both_apis_answer_browsers_with_one_cors_configuration_and_none_by_defau
     )
     assert configuration["ExposeHeaders"] == ["retry-after"]  # a 503's advice to the page
     assert "AllowCredentials" not in configuration  # tokens go in a header, never cookies
+
+
+def test_optional_scopes_guard_the_deciding_and_the_reading_routes() -> None:
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in dashboard_resources().values()
+        if r["Type"] == "AWS::ApiGatewayV2::Route"
+    }
+    for route_key, route in routes.items():
+        deciding = route_key.startswith("POST ")
+        condition, param = (
+            ("HasDecideScope", "JwtDecideScope")
+            if deciding
+            else (
+                "HasReadScope",
+                "JwtReadScope",
+            )
+        )
+        assert route["AuthorizationScopes"] == {
+            "If": [condition, [{"Ref": param}], {"Ref": "AWS::NoValue"}]
+        }, route_key
+    template = load_template()
+    assert template["Conditions"]["HasDecideScope"] == {
+        "Not": [{"Equals": [{"Ref": "JwtDecideScope"}, ""]}]
+    }
+    assert template["Parameters"]["JwtGroupsClaim"]["Default"] == "cognito:groups"
+    deliver = template["Resources"]["DeliverFunction"]["Properties"]["Environment"]["Variables"]
+    assert deliver["JWT_GROUPS_CLAIM"] == {"Ref": "JwtGroupsClaim"}

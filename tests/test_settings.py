@@ -82,7 +82,12 @@ def test_the_template_sets_every_variable_the_settings_read() -> None:
         for function in functions().values()
         for name in function["Properties"].get("Environment", {}).get("Variables", {})
     }
-    # The notifier's bus and the link functions' secret and base URL are theirs alone;
-    # LINK_KEY is make run's key (in AWS the secret holds it).
+    # The notifier's bus, the link functions' secret and base URL and the deliver function's
+    # groups claim are theirs alone; LINK_KEY is make run's key (in AWS the secret holds it).
     assert aliases - set(variables) - {"LINK_KEY"} == functions_own
-    assert functions_own == {"EVENT_BUS_NAME", "LINK_SECRET_ID", "LINK_BASE_URL"}
+    assert functions_own == {
+        "EVENT_BUS_NAME",
+        "LINK_SECRET_ID",
+        "LINK_BASE_URL",
+        "JWT_GROUPS_CLAIM",
+    }

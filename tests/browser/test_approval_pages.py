@@ -91,11 +91,14 @@ def test_a_person_opens_the_link_reads_it_clicks_and_sees_it_done(page: Page, ap
     assert stored["state"] == "Delivered" and stored["payload"] == {"approved": True}
     assert stored["deliveredBy"] == "ana@example.com"
 
-    # Later, the same link and the other one say it is decided, and offer no button.
-    for url in (links["approve"], links["reject"]):
+    # Later, the same link says it is done, the other one that it is decided; no button.
+    for url, status, heading in (
+        (links["approve"], 200, "Done: Approve"),
+        (links["reject"], 409, "Already decided"),
+    ):
         again = page.goto(url)
-        assert again is not None and again.status == 409
-        assert page.locator("h1").inner_text() == "Already decided"
+        assert again is not None and again.status == status
+        assert page.locator("h1").inner_text() == heading
         assert "ana@example.com" in main.inner_text()
         assert page.get_by_role("button").count() == 0
     assert trouble == []
@@ -115,9 +118,10 @@ def test_a_mail_scanner_fetching_every_link_decides_nothing(page: Page, api: str
     with page.expect_navigation():
         page.get_by_role("button", name="Reject").click()
     assert page.locator("h1").inner_text() == "Done: Reject"
-    for url in links.values():
-        assert page.request.get(url).status == 409
-        assert page.request.head(url).status == 409
+    for action, url in links.items():
+        status = 200 if action == "reject" else 409  # the one chosen is done, the other decided
+        assert page.request.get(url).status == status
+        assert page.request.head(url).status == status
     stored = request(waiter)[1]
     assert stored["failure"] == {"error": "Rejected", "cause": None}
 
@@ -148,3 +152,39 @@ def test_markup_in_an_approver_or_a_step_key_stays_text(page: Page, api: str) ->
     assert evil in main.inner_text()
     assert [t for t in trouble if t.startswith("dialog")] == []
     assert request(waiter)[1]["deliveredBy"] == evil
+
+
+def test_two_people_approve_one_payment_from_two_links(page: Page, api: str) -> None:
+    """The README's four-eyes walk-through on make run's server: Ana's click leaves the step
+    at "1 of 2 approvals"; Bob's completes it."""
+    run = quote(f"payment-{uuid4()}", safe="")
+    waiter = f"{api}/runs/{run}/waiters/pay-invoice"
+    deciders = ["email:ana@example.com", "email:bob@example.com"]
+    body = {"signalName": "approve", "deciders": deciders, "quorum": 2}
+    assert request(waiter, "PUT", body)[0] == 200
+    links = {}
+    for person in ("ana", "bob"):
+        status, minted = request(
+            f"{api}/runs/{run}/signals/approve/links", "POST", {"approver": f"{person}@example.com"}
+        )
+        assert status == 200, minted
+        links[person] = minted["links"]["approve"]
+    trouble = watch(page)
+
+    page.goto(links["ana"])
+    assert "0 of 2 approvals" in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Approve").click()
+    assert page.title() == "Approved: 1 of 2 approvals · flowsignals"
+    assert request(waiter)[1]["state"] == "Waiting"
+
+    page.goto(links["bob"])
+    assert "1 of 2 approvals" in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Approve").click()
+    assert page.title() == "Done: Approve · flowsignals"
+
+    status, stored = request(waiter)
+    assert status == 200 and stored["state"] == "Delivered"
+    assert [a["by"] for a in stored["approvals"]] == ["ana@example.com", "bob@example.com"]
+    assert trouble == []

@@ -47,7 +47,7 @@ from flowsignals.core.decisions import (
     pending,
     step_for,
 )
-from flowsignals.core.errors import StoreUnavailable
+from flowsignals.core.errors import FlowSignalError, StoreUnavailable
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
@@ -71,7 +71,7 @@ from flowsignals.core.store import (
 from flowsignals.core.values import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
-    from flowsignals.core.links import ApprovalLink
+    from flowsignals.core.links import ApprovalLink, LinkDecision
 
 __all__ = [
     "DECISION_INDEX",
@@ -317,6 +317,25 @@ class DynamoDBFlowSignalStore:
         response = self._call("get_item", Key=items.link_key(link_id), ConsistentRead=True)
         item = response.get("Item")
         return None if item is None else items.link_from_item(item)
+
+    def record_decision(self, link_id: str, decision: LinkDecision) -> LinkDecision:
+        # Atomic: one conditional UpdateItem; of concurrent clicks, the first one's stays and
+        # the others get the row back with it.
+        try:
+            self._call(
+                "update_item",
+                Key=items.link_key(link_id),
+                UpdateExpression=expressions.RECORD_DECISION,
+                ConditionExpression=expressions.UNDECIDED_LINK,
+                ExpressionAttributeValues={":decision": items.s(decision.model_dump_json())},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failed:
+            kept = None if failed.old is None else items.link_from_item(failed.old).decision
+            if kept is None:
+                raise FlowSignalError(f"approval link {link_id} is gone") from None
+            return kept
+        return decision
 
     # --- registering ------------------------------------------------------------------
 

@@ -19,6 +19,9 @@ BUFFERED = "RunId = :run_id AND begins_with(StepKey, :prefix)"
 # A buffered signal is new, or its key's earlier one has passed its deadline.
 BUFFER_FREE = "attribute_not_exists(StepKey) OR BufferedUntil <= :now"
 STILL_BUFFERED = "attribute_exists(StepKey) AND BufferedUntil > :now"
+# A link set's first decision, kept on its row (which must still exist).
+RECORD_DECISION = "SET DecisionJson = :decision"
+UNDECIDED_LINK = "attribute_exists(LinkJson) AND attribute_not_exists(DecisionJson)"
 _UNDELIVERED = "attribute_not_exists(DeliveredAt)"
 _DELIVERED = "attribute_exists(DeliveredAt)"
 # SignalName = :signal_name is false on a missing row, so a delivery never creates one.

@@ -218,6 +218,10 @@ def link_item(link: ApprovalLink, ttl: int) -> dict[str, Any]:
 
 
 def link_from_item(item: dict[str, Any]) -> ApprovalLink:
-    from flowsignals.core.links import ApprovalLink
+    from flowsignals.core.links import ApprovalLink, LinkDecision
 
-    return ApprovalLink.model_validate_json(item["LinkJson"]["S"])
+    link = ApprovalLink.model_validate_json(item["LinkJson"]["S"])
+    if "DecisionJson" not in item:
+        return link
+    decision = LinkDecision.model_validate_json(item["DecisionJson"]["S"])
+    return link.model_copy(update={"decision": decision})

@@ -18,7 +18,7 @@ from flowsignals.core.arguments import (
     check_waiter_key,
 )
 from flowsignals.core.decisions import allowed, approval_replay, decided, early_receivers
-from flowsignals.core.links import ApprovalLink
+from flowsignals.core.links import ApprovalLink, LinkDecision
 from flowsignals.core.models import (
     BufferedSignal,
     FlowSignalWaiter,
@@ -263,3 +263,12 @@ class InMemoryFlowSignalStore:
     def get_link(self, link_id: str) -> ApprovalLink | None:
         with self._lock:
             return self._links.get(link_id)
+
+    def record_decision(self, link_id: str, decision: LinkDecision) -> LinkDecision:
+        # Atomic: read and kept under one lock; the first decision stays.
+        with self._lock:
+            link = self._links[link_id]
+            if link.decision is None:
+                link = self._links[link_id] = link.model_copy(update={"decision": decision})
+            assert link.decision is not None
+            return link.decision

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
 
 from flowsignals.core.models import FlowSignalWaiter, SignalFailure
-from flowsignals.core.values import read_payload
+from flowsignals.core.values import caller_identity, read_payload
 
 TOKEN_VERSION = "1"
 MAX_TOKEN_LENGTH = 2048
@@ -44,13 +45,29 @@ class LinkAction(BaseModel):
         true, as a state machine's IsBoolean sees it)."""
         if self.failure is not None or waiter.failure is not None:
             return self.failure == waiter.failure
-        return _canonical(self.payload_json) == _canonical(waiter.payload_json)
+        return self.delivers(waiter.payload_json)
+
+    def delivers(self, payload_json: str | None) -> bool:
+        """Whether this is the payload it delivers (JSON compared type-strictly)."""
+        return self.failure is None and _canonical(self.payload_json) == _canonical(payload_json)
 
 
 def _canonical(payload_json: str | None) -> str | None:
     if payload_json is None:
         return None
     return json.dumps(read_payload(payload_json), sort_keys=True, ensure_ascii=False)
+
+
+class LinkDecision(BaseModel):
+    """The first successful click of a link set: which action, when, by whom, on which step.
+    Kept on the link, so the set stays decided whatever becomes of the step's row."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    action: str
+    at: AwareDatetime
+    by: str
+    step_key: str
 
 
 class ApprovalLink(BaseModel):
@@ -65,6 +82,18 @@ class ApprovalLink(BaseModel):
     created_at: AwareDatetime
     expires_at: AwareDatetime
     actions: dict[str, LinkAction]
+    decision: LinkDecision | None = None
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """Who clicks, for the deciders of a waiter: the approver's e-mail address (the link
+        went to it), else nobody in particular."""
+        if self.approver is None:
+            return ()
+        try:
+            return (caller_identity(f"email:{self.approver}"),)
+        except PydanticCustomError:  # a name, not an address
+            return ()
 
     @property
     def idempotency_key(self) -> str:
@@ -91,6 +120,11 @@ class ApprovalLinkStore(Protocol):
 
     def get_link(self, link_id: str) -> ApprovalLink | None:
         """The link, read-your-writes, or None."""
+        ...
+
+    def record_decision(self, link_id: str, decision: LinkDecision) -> LinkDecision:
+        """Keep the link set's first decision: ``decision``, unless one was kept already
+        (then that one). Returns the decision the link holds."""
         ...
 
 

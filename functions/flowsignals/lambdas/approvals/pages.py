@@ -71,12 +71,15 @@ def _details(rows: list[tuple[str, str]]) -> str:
 def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
     """The page of a link that opened: what it does, or what it did."""
     link, label = approval.link, approval.label
-    step = approval.step
+    step, recorded = approval.step, approval.recorded
     step_key = "—" if step is None else step.step_key
+    if recorded is not None:
+        step_key = recorded.step_key
     approver = link.approver or "anyone with this link"
     facts = [("Run", link.run_id), ("Signal", link.signal_name), ("Action", label)]
     outcome = approval.outcome
     if outcome is Outcome.WAITING:
+        quorum = [] if step is None or step.quorum == 1 else [("Approvals so far", _tally(step))]
         kind = "failure" if link.actions[approval.action].failure is not None else "payload"
         title = f"{label}?"
         body = (
@@ -88,7 +91,8 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
                 [
                     *facts,
                     ("Step", step_key),
-                    ("Decided by", approver),
+                    ("Your answer is recorded as", approver),
+                    *quorum,
                     ("Link works until", _when(link.expires_at)),
                 ]
             )
@@ -102,16 +106,24 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
         again = " (recorded earlier: this click changed nothing)" if approval.replayed else ""
         body = (
             f'<h1 class="done">{escape(title)}</h1>'
-            f"<p>The step <strong>{escape(step_key)}</strong> received your answer"
-            f"{escape(again)}.</p>"
-            + _details(
-                [
-                    *facts,
-                    ("Step", step_key),
-                    ("By", _by(step)),
-                    ("At", _when(None if step is None else step.delivered_at)),
-                ]
-            )
+            f"<p>The step <strong>{escape(step_key)}</strong> has your answer"
+            f"{escape(again)}.</p>" + _details([*facts, ("Step", step_key), *_who(approval)])
+        )
+    elif outcome is Outcome.PENDING:
+        title = f"Approved: {_tally(step)}"
+        body = (
+            f'<h1 class="done">{escape(title)}</h1>'
+            f"<p>Your answer <strong>{escape(label)}</strong> is recorded. The step"
+            f" <strong>{escape(step_key)}</strong> waits for more approvals before it goes"
+            " on.</p>" + _details([*facts, ("Step", step_key), ("Approvals so far", _tally(step))])
+        )
+    elif outcome is Outcome.NOT_ALLOWED:
+        title = "Not yours to decide"
+        body = (
+            f'<h1 class="stop">{escape(title)}</h1>'
+            f"<p>This link was made for <strong>{escape(approver)}</strong>, who is not"
+            " among the people who may decide the step waiting for it. Nothing was"
+            " changed.</p>" + _details(facts)
         )
     elif outcome is Outcome.DECIDED:
         title = "Already decided"
@@ -120,15 +132,7 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
             f'<h1 class="stop">{escape(title)}</h1>'
             f"<p>The step <strong>{escape(step_key)}</strong> already has an answer:"
             f" <strong>{escape(decision)}</strong>. Nothing was changed.</p>"
-            + _details(
-                [
-                    *facts,
-                    ("Step", step_key),
-                    ("Decided", decision),
-                    ("By", _by(step)),
-                    ("At", _when(None if step is None else step.delivered_at)),
-                ]
-            )
+            + _details([*facts, ("Step", step_key), ("Decided", decision), *_who(approval)])
         )
     elif outcome is Outcome.STEP_EXPIRED:
         title = "Too late"
@@ -155,8 +159,19 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
     return outcome.status, _page(title, body)
 
 
-def _by(step: FlowSignalWaiter | None) -> str:
-    return "someone" if step is None or step.delivered_by is None else step.delivered_by
+def _who(approval: Approval) -> list[tuple[str, str]]:
+    """Who decided and when: as kept on the link, else as the step shows it."""
+    recorded, step = approval.recorded, approval.step
+    if recorded is not None:
+        return [("By", recorded.by), ("At", _when(recorded.at))]
+    by = "someone" if step is None or step.delivered_by is None else step.delivered_by
+    return [("By", by), ("At", _when(None if step is None else step.delivered_at))]
+
+
+def _tally(step: FlowSignalWaiter | None) -> str:
+    if step is None:
+        return "—"
+    return f"{len(step.approved_by)} of {step.quorum} approvals"
 
 
 def _notice(status: HTTPStatus, title: str, words: str) -> tuple[HTTPStatus, str]:

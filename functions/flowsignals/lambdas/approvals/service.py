@@ -10,9 +10,24 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
-from flowsignals.core.links import ApprovalLink, ApprovalLinkStore, BadLinkToken, LinkToken
+from flowsignals.core.errors import NotAllowedToDecide
+from flowsignals.core.links import (
+    ApprovalLink,
+    ApprovalLinkStore,
+    BadLinkToken,
+    LinkAction,
+    LinkDecision,
+    LinkToken,
+)
 from flowsignals.core.models import FlowSignalWaiter, SignalDeliveryStatus
-from flowsignals.core.store import Clock, FlowSignalStore, next_receiver, read_clock, undeliverable
+from flowsignals.core.store import (
+    Clock,
+    FlowSignalStore,
+    can_receive,
+    next_receiver,
+    read_clock,
+    undeliverable,
+)
 from flowsignals.core.values import format_timestamp
 from flowsignals.lambdas.approvals.keys import LinkKeys
 from flowsignals.lambdas.approvals.schemas import MintLinksBody
@@ -23,11 +38,13 @@ ANONYMOUS_APPROVER = "link"
 
 
 class Outcome(Enum):
-    """Where a link's signal stands, and the status its page answers with."""
+    """Where a link's signal stands, and the status its page answers with (as the API's)."""
 
     WAITING = ("waiting", HTTPStatus.OK)  # a step waits: the page offers the button
     DONE = ("done", HTTPStatus.OK)  # this click (or an earlier one of this link) delivered
+    PENDING = ("pending", HTTPStatus.ACCEPTED)  # approved; the step's quorum needs more
     DECIDED = ("decided", HTTPStatus.CONFLICT)  # another decision came first
+    NOT_ALLOWED = ("not allowed", HTTPStatus.FORBIDDEN)  # the approver may not decide it
     STEP_EXPIRED = ("step expired", HTTPStatus.GONE)  # the step waited past its deadline
     NO_STEP = ("no step", HTTPStatus.NOT_FOUND)  # no step waits for the signal (yet, or now)
 
@@ -50,8 +67,16 @@ class Approval:
     def label(self) -> str:
         return self.link.actions[self.action].label
 
+    @property
+    def recorded(self) -> LinkDecision | None:
+        """The link set's decision, as kept on the link."""
+        return self.link.decision
+
     def decision(self) -> str | None:
-        """What the step received, in the words of the link's buttons where one matches."""
+        """What was decided, in the words of the link's buttons where one matches."""
+        recorded = self.link.decision
+        if recorded is not None:
+            return self.link.actions[recorded.action].label
         step = self.step
         if step is None or not step.is_delivered:
             return None
@@ -111,37 +136,73 @@ class ApprovalService:
     def inspect(self, token: str) -> Approval:
         """What clicking would do now. Reads only: a mail scanner's GET decides nothing."""
         link, action = self._open(token)
+        if link.decision is not None:  # the link set has decided, for its whole life
+            return self._as_recorded(link, action)
         # The signal's waiters as a delivery reads them (no payloads), then the one shown.
         waiters = self._store.signal_waiters(link.run_id, link.signal_name)
         decided = next((w for w in waiters if w.idempotency_key == link.idempotency_key), None)
         if decided is not None:  # by one of these links
             return Approval(link, action, Outcome.DECIDED, self._whole(decided))
         now = read_clock(self._clock)
-        receiver = next_receiver(waiters, now)
+        mine = [w for w in waiters if w.may_be_decided_by(link.identities)]
+        if waiters and not mine:
+            return Approval(link, action, Outcome.NOT_ALLOWED)
+        approved = next((w for w in can_receive(mine, now) if _approved_by(w, link)), None)
+        if approved is not None:  # this link's approver approved; the quorum needs more
+            return Approval(link, action, Outcome.PENDING, approved)
+        receiver = next_receiver(mine, now)
         if receiver is not None:
             return Approval(link, action, Outcome.WAITING, receiver)
-        verdict = undeliverable(waiters, now)
-        step = next((w for w in waiters if w.step_key == verdict.step_key), None)
+        verdict = undeliverable(mine, now)
+        step = next((w for w in mine if w.step_key == verdict.step_key), None)
         return Approval(link, action, _OUTCOMES[verdict.status], self._whole(step))
 
     def decide(self, token: str) -> Approval:
-        """Deliver the link's action, once for all the links of one minting."""
+        """Deliver the link's action, once for the whole life of the links of one minting:
+        the first successful click is recorded on the link, and every later click, of any
+        of its actions, reads that record."""
         link, action = self._open(token)
+        if link.decision is not None:
+            return self._as_recorded(link, action)
         chosen = link.actions[action]
-        result = self._signals.deliver(
-            link.run_id,
-            link.signal_name,
-            chosen.payload_json,
-            failure=chosen.failure,
-            idempotency_key=link.idempotency_key,
-            delivered_by=link.approver or ANONYMOUS_APPROVER,
-        )
+        try:
+            result = self._signals.deliver(
+                link.run_id,
+                link.signal_name,
+                chosen.payload_json,
+                failure=chosen.failure,
+                idempotency_key=link.idempotency_key,
+                delivered_by=link.approver or ANONYMOUS_APPROVER,
+                caller_identities=link.identities,
+            )
+        except NotAllowedToDecide:
+            return Approval(link, action, Outcome.NOT_ALLOWED)
         step_key = result.step_key
         step = None if step_key is None else self._store.get_waiter(link.run_id, step_key)
         outcome = _OUTCOMES[result.status]
-        if result.replayed and not (step is not None and chosen.was_delivered_to(step)):
+        if result.replayed and not (step is not None and _chose(chosen, step, link)):
             outcome = Outcome.DECIDED  # another of these links decided first
+        if outcome in (Outcome.DONE, Outcome.PENDING) and step_key is not None:
+            # Kept on the link: its set stays decided whatever becomes of the step's row. A
+            # click that dies before this is redone by the next (a replay, then this).
+            at = read_clock(self._clock)
+            by = link.approver or ANONYMOUS_APPROVER
+            kept = self._links.record_decision(
+                link.link_id, LinkDecision(action=action, at=at, by=by, step_key=step_key)
+            )
+            if kept.action != action:  # another of its links was recorded first
+                return self._as_recorded(link.model_copy(update={"decision": kept}), action)
         return Approval(link, action, outcome, step, result.replayed)
+
+    def _as_recorded(self, link: ApprovalLink, action: str) -> Approval:
+        """A link set that decided: this action's is done, any other's is decided."""
+        assert link.decision is not None
+        step = self._store.get_waiter(link.run_id, link.decision.step_key)
+        outcome = Outcome.DONE if link.decision.action == action else Outcome.DECIDED
+        if outcome is Outcome.DONE and step is not None and _approved_by(step, link):
+            # Its approval stands; while the quorum is not reached, the page says so.
+            outcome = Outcome.DONE if step.is_delivered else Outcome.PENDING
+        return Approval(link, action, outcome, step, replayed=True)
 
     def _whole(self, waiter: FlowSignalWaiter | None) -> FlowSignalWaiter | None:
         """A decided waiter with what it received (which the page names), read again."""
@@ -161,8 +222,23 @@ class ApprovalService:
         return link, read.action
 
 
+def _approved_by(waiter: FlowSignalWaiter, link: ApprovalLink) -> bool:
+    return bool(link.identities) and link.identities[0] in waiter.approved_by
+
+
+def _chose(action: LinkAction, step: FlowSignalWaiter, link: ApprovalLink) -> bool:
+    """Whether the step holds this action from this link: as the approval its approver
+    gave, or, without one, as what it was delivered."""
+    by = link.approver or ANONYMOUS_APPROVER
+    given = [approval for approval in step.approvals if approval.by == by]
+    if given:
+        return any(action.delivers(approval.payload_json) for approval in given)
+    return step.is_delivered and action.was_delivered_to(step)
+
+
 _OUTCOMES = {
     SignalDeliveryStatus.DELIVERED: Outcome.DONE,
+    SignalDeliveryStatus.PENDING: Outcome.PENDING,
     SignalDeliveryStatus.ALREADY_DELIVERED: Outcome.DECIDED,
     SignalDeliveryStatus.EXPIRED: Outcome.STEP_EXPIRED,
     SignalDeliveryStatus.NOT_FOUND: Outcome.NO_STEP,
