@@ -307,33 +307,35 @@ def _quorum(value: object) -> int:
     return value
 
 
-_DECIDER_PATTERN = "^(email|sub|group|iam):[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+def _identities_schema(most: int, description: str) -> WithJsonSchema:
+    pattern = "^(email|sub|group|iam):[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    return WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": most,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": pattern},
+            "description": description,
+        }
+    )
+
+
 Deciders = Annotated[
     tuple[str, ...],
     PlainValidator(_deciders),
-    WithJsonSchema(
-        {
-            "type": "array",
-            "maxItems": MAX_DECIDERS,
-            "uniqueItems": True,
-            "items": {"type": "string", "pattern": _DECIDER_PATTERN},
-            "description": "Who may decide: email:<verified address>, sub:<JWT subject>,"
-            " group:<JWT group>, iam:<IAM user or role ARN>. Empty: anyone allowed on the route",
-        }
+    _identities_schema(
+        MAX_DECIDERS,
+        "Who may decide: email:<verified address>, sub:<JWT subject>, group:<JWT group>,"
+        " iam:<IAM user or role ARN>. Empty: anyone allowed on the route",
     ),
 ]
 CallerIdentities = Annotated[
     tuple[str, ...],
     PlainValidator(_caller_identities),
-    WithJsonSchema(
-        {
-            "type": "array",
-            "maxItems": MAX_CALLER_IDENTITIES,
-            "uniqueItems": True,
-            "items": {"type": "string", "pattern": _DECIDER_PATTERN},
-            "description": "The caller's identities (kind:value); the first names the caller"
-            " among a quorum's approvers",
-        }
+    _identities_schema(
+        MAX_CALLER_IDENTITIES,
+        "The caller's identities (kind:value); the first names the caller among a quorum's"
+        " approvers",
     ),
 ]
 Quorum = Annotated[
