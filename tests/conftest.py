@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -17,11 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NoReturn
+from uuid import uuid4
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from botocore.config import Config
 from moto import mock_aws
+from xdist.scheduler import LoadGroupScheduling
 
 import dynamodb_local
 from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
@@ -29,6 +34,26 @@ from flowsignals.backends.aws import aws_session
 from flowsignals.lambdas import runtime
 from flowsignals.lambdas.settings import settings
 from flowsignals.testing import create_waiter_table
+
+# Tests that share an expensive fixture run on one pytest-xdist worker, which sets it up once:
+# the browser tests (Chromium and their servers) and the cost tests (a run crowded with 30 MB).
+# Every other test goes to whichever worker is free. (The xdist_group marker cannot say this:
+# pytest-xdist 3.8 adds its group to a field of the test's id that pytest 9.2 no longer reads.)
+SHARED_FIXTURE_GROUPS = ("tests/browser/", "tests/test_cost.py::")
+
+
+class _SharedFixtureScheduling(LoadGroupScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+        groups = (group for group in SHARED_FIXTURE_GROUPS if nodeid.startswith(group))
+        return next(groups, None) or str(super()._split_scope(nodeid))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadGroupScheduling | None:
+    """``--dist loadgroup`` (pyproject.toml's default), with SHARED_FIXTURE_GROUPS as groups."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return _SharedFixtureScheduling(config, log)
+
 
 REQUIRE_DYNAMODB_LOCAL = os.environ.get("FLOWSIGNALS_REQUIRE_DYNAMODB_LOCAL") == "1"
 REGION = "us-east-1"
@@ -49,6 +74,19 @@ def _offline_aws() -> Iterator[None]:
     patch.setenv("AWS_ACCESS_KEY_ID", "testing")
     patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     patch.setenv("AWS_DEFAULT_REGION", REGION)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session of the process shares one loader of botocore's data files. Tests
+    make many sessions (each fresh runtime and each moto mock starts one), and each would parse
+    the same endpoint and service files again, a tenth of a second apiece."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(
+        botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader)
+    )
     yield
     patch.undo()
 
@@ -135,14 +173,15 @@ def dynamodb_local_unavailable(error: dynamodb_local.DynamoDBLocalUnavailable) -
 
 
 @pytest.fixture(scope="session")
-def dynamodb_local_table(dynamodb_local_endpoint: str) -> tuple[Any, str]:
-    """A client of DynamoDB Local and the session's waiter table (tests use fresh run ids)."""
+def dynamodb_local_table(dynamodb_local_endpoint: str) -> Iterator[tuple[Any, str]]:
+    """A client of DynamoDB Local and the session's own waiter table (tests use fresh run
+    ids). Its own: the test workers, and other sessions on a server of the developer's
+    (DYNAMODB_LOCAL_ENDPOINT), each have theirs."""
     client = dynamodb_local_client(dynamodb_local_endpoint)
-    with contextlib.suppress(client.exceptions.ResourceNotFoundException):
-        # A server of the developer's (DYNAMODB_LOCAL_ENDPOINT) keeps an earlier session's.
-        client.delete_table(TableName=TABLE_NAME)
-    create_waiter_table(client, TABLE_NAME)
-    return client, TABLE_NAME
+    table = f"{TABLE_NAME}-{uuid4().hex[:12]}"
+    create_waiter_table(client, table)
+    yield client, table
+    client.delete_table(TableName=table)
 
 
 @contextlib.contextmanager
@@ -163,10 +202,11 @@ def make_backend(name: str, request: pytest.FixtureRequest, clock: FakeClock) ->
     if name == "memory":
         return Backend(name, InMemoryFlowSignalStore(clock=clock))
     if name == "moto":
-        client = request.getfixturevalue("moto_client")
+        client, table = request.getfixturevalue("moto_client"), TABLE_NAME
     else:
-        client, _ = request.getfixturevalue("dynamodb_local_table")
-    return Backend(name, DynamoDBFlowSignalStore(TABLE_NAME, client=client, clock=clock), client)
+        client, table = request.getfixturevalue("dynamodb_local_table")
+    store = DynamoDBFlowSignalStore(table, client=client, clock=clock)
+    return Backend(name, store, client, table)
 
 
 ALL_BACKENDS = ["memory", "moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)]

@@ -109,7 +109,10 @@ def test_ttl_follows_the_deadline_then_the_delivery(
 
 def test_retention_is_configurable(dynamodb_backend: Backend, clock: FakeClock) -> None:
     store = DynamoDBFlowSignalStore(
-        TABLE_NAME, client=dynamodb_backend.client, clock=clock, retention=timedelta(hours=1)
+        dynamodb_backend.table_name,
+        client=dynamodb_backend.client,
+        clock=clock,
+        retention=timedelta(hours=1),
     )
     run = uuid4()
     waiter = store.register_waiter(run, "s", "go", clock.now)

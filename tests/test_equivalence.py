@@ -3,8 +3,7 @@ exactly as the in-memory store does: the same results, the same errors."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TABLE_NAME, FakeClock, moto_table
+from conftest import TABLE_NAME, FakeClock
 from flowsignals import (
     DynamoDBFlowSignalStore,
     FlowSignalStore,
@@ -105,23 +104,15 @@ def replay_both(dynamodb: Callable[[FakeClock], FlowSignalStore], operations: li
         assert apply(other, runs, clock, operation) == expected, (step, operation)
 
 
-@contextmanager
-def moto_store_factory() -> Iterator[Callable[[FakeClock], FlowSignalStore]]:
-    with moto_table() as client:
-        yield lambda clock: DynamoDBFlowSignalStore(TABLE_NAME, client=client, clock=clock)
-
-
 @pytest.fixture(params=["moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)])
-def dynamodb_factory(
-    request: pytest.FixtureRequest,
-) -> Callable[[], AbstractContextManager[Callable[[FakeClock], FlowSignalStore]]]:
+def dynamodb_store(request: pytest.FixtureRequest) -> Callable[[FakeClock], FlowSignalStore]:
+    """A DynamoDB store on the given clock. One table for the whole test: every example uses
+    fresh run ids."""
     if request.param == "moto":
-        return moto_store_factory
-    client, table = request.getfixturevalue("dynamodb_local_table")
-    # One shared table: every example uses fresh run ids.
-    return lambda: nullcontext(
-        lambda clock: DynamoDBFlowSignalStore(table, client=client, clock=clock)
-    )
+        client, table = request.getfixturevalue("moto_client"), TABLE_NAME
+    else:
+        client, table = request.getfixturevalue("dynamodb_local_table")
+    return lambda clock: DynamoDBFlowSignalStore(table, client=client, clock=clock)
 
 
 @settings(
@@ -131,8 +122,6 @@ def dynamodb_factory(
 )
 @given(operations=st.lists(OPERATIONS, min_size=5, max_size=40))
 def test_dynamodb_answers_as_the_in_memory_store(
-    dynamodb_factory: Callable[[], AbstractContextManager[Callable[[FakeClock], FlowSignalStore]]],
-    operations: list[Any],
+    dynamodb_store: Callable[[FakeClock], FlowSignalStore], operations: list[Any]
 ) -> None:
-    with dynamodb_factory() as dynamodb:
-        replay_both(dynamodb, operations)
+    replay_both(dynamodb_store, operations)

@@ -785,10 +785,12 @@ LEGACY_PAYLOADS = {
 }
 
 
-def put_legacy_row(client: Any, run: str, step_key: str, payload: str) -> None:
+def put_legacy_row(
+    client: Any, run: str, step_key: str, payload: str, table: str = TABLE_NAME
+) -> None:
     """A delivered row as a version before the rule wrote it."""
     client.put_item(
-        TableName=TABLE_NAME,
+        TableName=table,
         Item={
             "RunId": {"S": run},
             "StepKey": {"S": step_key},
@@ -800,10 +802,10 @@ def put_legacy_row(client: Any, run: str, step_key: str, payload: str) -> None:
     )
 
 
-def put_legacy_rows(client: Any, run: str) -> list[tuple[str, str]]:
+def put_legacy_rows(client: Any, run: str, table: str = TABLE_NAME) -> list[tuple[str, str]]:
     rows = [(f"legacy-{i:02}", p) for i, p in enumerate(LEGACY_PAYLOADS.values())]
     for step_key, payload in rows:
-        put_legacy_row(client, run, step_key, payload)
+        put_legacy_row(client, run, step_key, payload, table)
     return rows
 
 
@@ -859,7 +861,7 @@ def local_runtime(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """The functions' runtime over DynamoDB Local's session table; yields its client."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("TABLE_NAME", dynamodb_local_table[1])
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local_endpoint)
     reset_runtime()
     yield dynamodb_local_table[0]
@@ -868,10 +870,10 @@ def local_runtime(
 
 @pytest.mark.dynamodb_local
 def test_rows_written_before_the_rule_read_together_on_dynamodb_local(
-    local_runtime: Any,
+    local_runtime: Any, dynamodb_local_table: tuple[Any, str]
 ) -> None:
-    run = str(uuid4())
-    rows = put_legacy_rows(local_runtime, run)
-    store = DynamoDBFlowSignalStore(TABLE_NAME, client=local_runtime)
+    run, table = str(uuid4()), dynamodb_local_table[1]
+    rows = put_legacy_rows(local_runtime, run, table)
+    store = DynamoDBFlowSignalStore(table, client=local_runtime)
     assert_python_api_reads_them_unchanged(store, run, rows)
     assert_http_and_direct_read_them(run, rows)
