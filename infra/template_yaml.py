@@ -33,20 +33,30 @@ _TemplateLoader.add_multi_constructor("!", _tag)
 
 def load_template() -> dict[str, Any]:
     """template.yaml as it is now: a copy of its parse, the caller's to change."""
-    return copy.deepcopy(_parse(TEMPLATE.read_text()))
+    return copy.deepcopy(_template())
+
+
+def _template() -> dict[str, Any]:
+    """The parse of template.yaml as it is now, shared: this module only reads it."""
+    return _parse(TEMPLATE.read_text())
 
 
 @functools.cache
 def _parse(text: str) -> dict[str, Any]:
-    # Parsed once per text: a parse takes a quarter of a second, and tests ask for it often.
+    # Once per text: a parse takes a quarter of a second, and tests load a handler per request.
     template: dict[str, Any] = yaml.load(text, Loader=_TemplateLoader)
     return template
 
 
 def functions() -> dict[str, dict[str, Any]]:
+    """The function resources, by logical id (a copy, the caller's to change)."""
+    return copy.deepcopy(_functions())
+
+
+def _functions() -> dict[str, dict[str, Any]]:
     return {
         name: resource
-        for name, resource in load_template()["Resources"].items()
+        for name, resource in _template()["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
 
@@ -56,7 +66,7 @@ def route_functions(api: str | None = None) -> dict[str, str]:
     the API ``api`` names (``HttpApi``: the IAM API; ``ApprovalsApi``: the approval pages)."""
     return {
         f"{event['Properties']['Method']} {event['Properties']['Path']}": name
-        for name, function in functions().items()
+        for name, function in _functions().items()
         for event in function["Properties"].get("Events", {}).values()
         if event["Type"] == "HttpApi"
         and (api is None or event["Properties"]["ApiId"] == {"Ref": api})
@@ -65,7 +75,7 @@ def route_functions(api: str | None = None) -> dict[str, str]:
 
 def http_routes() -> dict[str, tuple[str, str]]:
     """``"METHOD /path"`` → (handler module, function) for every HttpApi event."""
-    handlers = {name: f["Properties"]["Handler"] for name, f in functions().items()}
+    handlers = {name: f["Properties"]["Handler"] for name, f in _functions().items()}
     routes = {}
     for route, name in route_functions().items():
         module, _, handler = handlers[name].rpartition(".")
@@ -112,8 +122,8 @@ def apis_with_cors() -> set[str]:
 def load_handler(name: str) -> Callable[[Any, Any], Any]:
     """The callable template.yaml names for a route (``"POST /runs/{runId}/signals/..."``)
     or a function (``"DeliverFunction"``)."""
-    if name in functions():
-        module, _, attribute = functions()[name]["Properties"]["Handler"].rpartition(".")
+    if name in _functions():
+        module, _, attribute = _functions()[name]["Properties"]["Handler"].rpartition(".")
     else:
         module, attribute = http_routes()[name]
     handler: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), attribute)

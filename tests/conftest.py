@@ -23,9 +23,11 @@ from uuid import uuid4
 import boto3
 import botocore.loaders
 import botocore.session
+import moto.kms.models
 import pytest
 from botocore.config import Config
 from moto import mock_aws
+from moto.kms.utils import generate_private_key
 from xdist.scheduler import LoadGroupScheduling
 
 import dynamodb_local
@@ -87,6 +89,17 @@ def _one_botocore_loader() -> Iterator[None]:
     patch.setattr(
         botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader)
     )
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_moto_kms_key() -> Iterator[None]:
+    """moto gives each encrypted table a KMS key of its own, generating an RSA key each time (a
+    twentieth of a second per moto table): here one key per kind serves them all. No test looks
+    at that key."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(moto.kms.models, "generate_private_key", functools.cache(generate_private_key))
     yield
     patch.undo()
 
