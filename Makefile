@@ -48,7 +48,8 @@ lint: $(INSTALLED) ## ruff, ruff format --check, mypy --strict, cfn-lint
 run: $(INSTALLED) ## Serve the HTTP API on http://127.0.0.1:3000 (PORT, DYNAMODB_ENDPOINT, CORS_ALLOW_ORIGINS)
 	$(BIN)/python infra/local_server.py
 
-# The test session starts DynamoDB Local on a free port and stops it at the end.
+# Each test worker (pytest-xdist, one per core) starts DynamoDB Local on a free port when one
+# of its tests needs it, and stops it at the end.
 test: lint dynamodb-local ## Lint, then every test (DynamoDB Local started and stopped)
 	$(BIN)/python -m pytest
 

@@ -42,7 +42,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_until_answering(port: int, serve: subprocess.Popen[str]) -> None:
+def wait_until_answering(port: int, serve: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if serve.poll() is not None:
@@ -60,7 +60,9 @@ def test_serve_stopped_by_a_signal_leaves_no_java_running(name: str) -> None:
         dynamodb_local.command(port)
     except dynamodb_local.DynamoDBLocalUnavailable as error:
         dynamodb_local_unavailable(error)
-    serve = subprocess.Popen([sys.executable, str(SCRIPT), "serve", str(port)], text=True)
+    serve = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "serve", str(port)], stdout=subprocess.DEVNULL
+    )
     java: list[int] = []
     try:
         wait_until_answering(port, serve)
