@@ -28,7 +28,9 @@ class NotAllowedToDecide(FlowSignalError):
 class StoreUnavailable(FlowSignalError):
     """The database throttled, failed (5xx) or could not be reached after retries.
 
-    Nothing was half-written: every store operation is a single-item atomic write or a read."""
+    Nothing was half-written, so a retry never duplicates: a delivery that raises it stored
+    nothing (one that buffered but could not finish withdraws its row first, or answers
+    ``Buffered`` when it cannot), and a registration's waiter is written again alike."""
 
 
 # Where pydantic says an input came from; the caller knows it by the field's name alone.
