@@ -39,10 +39,12 @@ PAGE_HEADERS = {
 }
 
 
-def call(route: str, parameters: dict[str, str], body: Any = None) -> dict[str, Any]:
+def call(
+    route: str, parameters: dict[str, str], body: Any = None, context: Any = None
+) -> dict[str, Any]:
     text = None if body is None else json.dumps(body)
     answer: dict[str, Any] = load_handler(route)(
-        http_api_event(route, parameters, body=text), FakeLambdaContext()
+        http_api_event(route, parameters, body=text), context or FakeLambdaContext()
     )
     return answer
 
