@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from aws_lambda_powertools import Metrics
 from botocore.stub import Stubber
 from test_approval_links import (
+    BASE,
     KEY,
     MINT,
     RUN,
@@ -35,10 +37,31 @@ from test_approval_links import (
     waiter,
 )
 
-from conftest import TABLE_NAME, reset_runtime, running_local_server, silent_endpoint
-from flowsignals import FlowSignalError, InvalidSignalRequest, StoreUnavailable
+from conftest import (
+    TABLE_NAME,
+    FakeClock,
+    reset_runtime,
+    running_local_server,
+    silent_endpoint,
+)
+from flowsignals import (
+    FlowSignalError,
+    InMemoryFlowSignalStore,
+    InvalidSignalRequest,
+    SignalFailure,
+    StoreUnavailable,
+)
 from flowsignals.backends.aws import aws_client
-from flowsignals.lambdas.approvals.keys import REFRESH_SECONDS, SecretsManagerLinkKeys
+from flowsignals.lambdas.approvals.keys import (
+    REFRESH_SECONDS,
+    FixedLinkKeys,
+    LinkKey,
+    SecretsManagerLinkKeys,
+)
+from flowsignals.lambdas.approvals.pages import approval_page
+from flowsignals.lambdas.approvals.schemas import MintLinksBody
+from flowsignals.lambdas.approvals.service import Approval, ApprovalService
+from flowsignals.lambdas.service import SignalService
 from flowsignals.testing import FakeLambdaContext
 from template_yaml import load_handler
 
@@ -94,6 +117,64 @@ def test_shown_text_refuses_bidi_controls_and_invisible_characters(
     hides itself lets a link say something else than what it does."""
     answer = call(MINT, {"runId": RUN, "signalName": "approve"}, body)
     assert answer["statusCode"] == 400, answer["body"]
+
+
+# --- what a page shows: every value as it is, none hiding or reordering the page ----------
+
+# One of each kind of character that hides itself or turns the text around it.
+HIDING_CHARACTERS = {
+    "override": "\u202e",  # RIGHT-TO-LEFT OVERRIDE (and embeddings, U+202A-U+202D)
+    "isolate": "\u2067",  # RIGHT-TO-LEFT ISOLATE (U+2066-U+2069)
+    "mark": "\u200f",  # RIGHT-TO-LEFT MARK
+    "arabic mark": "\u061c",
+    "zero width": "\u200b",
+    "byte order mark": "\ufeff",
+    "tag": "\U000e0041",  # TAG LATIN CAPITAL LETTER A
+    "paragraph separator": "\u2029",  # ends a bidi paragraph
+    "filler": "\u3164",  # HANGUL FILLER: a letter drawn as nothing
+    "private use": "\ue000",
+    "unassigned": "\U000e0080",
+}
+
+
+def approvals_in_memory(clock: FakeClock) -> tuple[InMemoryFlowSignalStore, ApprovalService]:
+    store = InMemoryFlowSignalStore(clock=clock)
+    signals = SignalService(store, Metrics(namespace="FlowSignalsTest"))
+    keys = FixedLinkKeys(LinkKey(**KEY))
+    return store, ApprovalService(signals, store, store, keys, clock)
+
+
+def shown(approval: Approval) -> tuple[str, str]:
+    """The page's HTML, and its words as a person reads them."""
+    _, html = approval_page(approval)
+    return html, " ".join(unescape(re.sub(r"<[^>]+>", "", html)).split())
+
+
+@pytest.mark.parametrize("character", HIDING_CHARACTERS.values(), ids=HIDING_CHARACTERS)
+def test_every_value_on_a_page_shows_hiding_characters_as_their_code_points(
+    clock: FakeClock, character: str
+) -> None:
+    """Run ids, signal names, step keys, failure errors and who decided are the callers'
+    text: a character that hides itself or reverses what follows is shown as <U+XXXX>."""
+    store, approvals = approvals_in_memory(clock)
+    run, signal, step = f"run{character}1", f"sign{character}al", f"step{character}2"
+    error, by = f"Rej{character}ected", f"ana{character}@example.com"
+    token = token_of(approvals.mint(run, signal, MintLinksBody(), BASE)["links"]["approve"])
+    code = f"<U+{ord(character):04X}>"
+
+    nothing, _ = shown(approvals.inspect(token))  # no step waits yet
+    store.register_waiter(run, step, signal)
+    waiting, waiting_words = shown(approvals.inspect(token))
+    store.deliver_signal(run, signal, failure=SignalFailure(error=error), delivered_by=by)
+    decided, decided_words = shown(approvals.inspect(token))
+
+    for html in (nothing, waiting, decided):
+        assert character not in html
+        assert 'class="char"' in html  # marked as a character, not the value's own text
+    for value in (run, signal, step):
+        assert value.replace(character, code) in waiting_words
+    for value in (run, step, error, by):
+        assert value.replace(character, code) in decided_words
 
 
 # --- deciding -----------------------------------------------------------------------------
