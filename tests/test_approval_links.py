@@ -3,8 +3,11 @@ person opens and clicks — as the functions answer API Gateway's events."""
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -29,6 +32,8 @@ from flowsignals.testing import FakeLambdaContext, http_api_event, record_reques
 from template_yaml import functions, load_handler
 
 KEY = LINK_KEY
+ROUTES_MODULE = "flowsignals.lambdas.approvals.routes"
+HANDLERS_MODULE = "flowsignals.lambdas.handlers"
 BASE = LINK_BASE
 RUN = "order-1234"
 MINT = "POST /runs/{runId}/signals/{signalName}/links"
@@ -290,6 +295,42 @@ def test_every_page_is_uncached_unindexed_unframed_and_scriptless(links: Any) ->
         assert policy["default-src"] == "'none'" and "script-src" not in policy
         assert policy["frame-ancestors"] == "'none'" and policy["form-action"] == "'self'"
         assert "<script" not in answer["body"].lower()
+
+
+@pytest.fixture
+def debugging_everything(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The functions as an operator debugging them might run them: Powertools told to log
+    every event and to debug the resolver (both read when the functions are built)."""
+    modules = [importlib.import_module(name) for name in (ROUTES_MODULE, HANDLERS_MODULE)]
+    with monkeypatch.context() as debugging:
+        for setting in ("POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_DEV"):
+            debugging.setenv(setting, "true")
+        for module in modules:
+            importlib.reload(module)
+        yield
+    for module in modules:
+        importlib.reload(module)
+
+
+def test_no_log_holds_a_link_or_task_token_whatever_the_settings(
+    links: Any,
+    debugging_everything: None,
+    logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    urls = mint()
+    register()
+    for method in ("GET", "HEAD", "POST", "POST"):
+        page(method, urls["approve"])
+    page("GET", urls["reject"])
+    page("GET", urls["reject"] + "x")  # altered: refused
+    task_token = "task-token-" + "t" * 40
+    event = {"runId": RUN, "stepKey": "s", "signalName": "go", "taskToken": task_token}
+    load_handler("RegisterFunction")(event, FakeLambdaContext())
+    printed = capsys.readouterr()
+    everything = logs.getvalue() + printed.out + printed.err
+    for secret in (*map(token_of, urls.values()), task_token):
+        assert secret not in everything
 
 
 def test_markup_in_names_stays_inert(links: Any) -> None:
