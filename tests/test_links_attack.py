@@ -340,6 +340,13 @@ def test_a_malformed_current_key_fails_clearly_without_its_value(
     assert "old-secret-value" not in logged
 
 
+def test_a_missing_secret_is_a_configuration_error_naming_it(fresh_runtime: Any) -> None:
+    keys = SecretsManagerLinkKeys("no-such-secret", client=boto3.client("secretsmanager"))
+    with pytest.raises(FlowSignalError, match="misconfigured: no secret no-such-secret") as raised:
+        keys.signing_key()
+    assert not isinstance(raised.value, StoreUnavailable)
+
+
 def _stubbed_secrets(code: str, status: int) -> Any:
     client = aws_client("secretsmanager")
     stubber = Stubber(client)
