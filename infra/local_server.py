@@ -323,7 +323,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
 _LINK_TOKEN = re.compile(r"(/approvals(?:/|%2f))[^/?#\s\"']+", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^#\s\"']*")
 _QUERY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
-REDACTED = "<redacted>"
+_REDACTED = "<redacted>"
 
 
 def redacted(line: str) -> str:
@@ -333,10 +333,10 @@ def redacted(line: str) -> str:
     def names_only(query: re.Match[str]) -> str:
         names = (part.partition("=")[0] for part in query[0][1:].split("&"))
         return "?" + "&".join(
-            f"{name}={REDACTED}" if _QUERY_NAME.fullmatch(name) else REDACTED for name in names
+            f"{name}={_REDACTED}" if _QUERY_NAME.fullmatch(name) else _REDACTED for name in names
         )
 
-    return _QUERY.sub(names_only, _LINK_TOKEN.sub(rf"\1{REDACTED}", line))
+    return _QUERY.sub(names_only, _LINK_TOKEN.sub(rf"\1{_REDACTED}", line))
 
 
 @contextlib.contextmanager
