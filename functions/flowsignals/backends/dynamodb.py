@@ -20,13 +20,12 @@ from uuid import UUID
 
 from flowsignals.backends import dynamodb_expressions as expressions
 from flowsignals.backends import dynamodb_items as items
+from flowsignals.backends.aws import answer_within, refuse_late_attempts
 from flowsignals.backends.dynamodb_client import (
     ConditionFailed,
     TransactionCanceled,
-    answer_within,
     call,
     default_client,
-    refuse_late_attempts,
 )
 from flowsignals.core.arguments import (
     Delivery,

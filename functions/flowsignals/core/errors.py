@@ -26,7 +26,8 @@ class NotAllowedToDecide(FlowSignalError):
 
 
 class StoreUnavailable(FlowSignalError):
-    """The database throttled, failed (5xx) or could not be reached after retries.
+    """The database (or, for links, Secrets Manager with their key) throttled, failed (5xx)
+    or could not be reached after retries, or no time was left for another attempt.
 
     Nothing was half-written, so a retry never duplicates: a delivery that raises it stored
     nothing (one that buffered but could not finish withdraws its row first, or answers
