@@ -10,13 +10,10 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -24,6 +21,7 @@ from uuid import uuid4
 
 import botocore.session
 import pytest
+from api_stub import DELIVERED, UNAVAILABLE, WAITER, Stub, problem, stub_server
 
 from conftest import running_local_server
 from dynamodb_local import free_port
@@ -65,80 +63,10 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-# --- a stub API: scripted answers, recorded requests ---------------------------------------
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Stub:
-    """An HTTP server on 127.0.0.1 answering from a script (the last answer repeats)."""
-
-    answers: list[tuple[int, dict[str, str], Any]]
-    requests: list[Recorded] = field(default_factory=list)
-    url: str = ""
-
-
-def problem(status: int, code: str, detail: str) -> Any:
-    return {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code}
-
-
-UNAVAILABLE = (503, {"Retry-After": "0"}, problem(503, "ServiceUnavailable", "busy"))
-DELIVERED = (
-    200,
-    {},
-    {
-        "delivered": True,
-        "stepKey": "s",
-        "deliveredAt": "2026-01-02T03:04:05.678Z",
-        "replayed": False,
-    },
-)
-
-
 @pytest.fixture
 def stub() -> Iterator[Stub]:
-    state = Stub(answers=[DELIVERED])
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            state.requests.append(
-                Recorded(self.command, self.path, dict(self.headers), self.rfile.read(length))
-            )
-            index = min(len(state.requests), len(state.answers)) - 1
-            status, headers, body = state.answers[index]
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            kind = "application/problem+json" if status >= 400 else "application/json"
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(raw)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_PUT = do_POST = do_DELETE = _answer
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with stub_server() as state:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 # --- the whole cycle against make run's server ---------------------------------------------
@@ -436,12 +364,7 @@ def test_other_answers_are_flow_signal_errors(stub: Stub, answer: Any) -> None:
 
 
 def test_a_page_token_that_goes_nowhere_is_an_error_not_a_loop(stub: Stub) -> None:
-    waiter = {
-        "runId": "run", "stepKey": "s", "signalName": "go", "createdAt": "2026-01-02T03:04:05.678Z",
-        "expiresAt": None, "deliveredAt": None, "payload": None, "failure": None,
-        "deliveredBy": None, "state": "Waiting",
-    }  # fmt: skip
-    stub.answers = [(200, {}, {"waiters": [waiter], "nextToken": "same"})]
+    stub.answers = [(200, {}, {"waiters": [WAITER], "nextToken": "same"})]
     with pytest.raises(FlowSignalError, match="cannot follow"):
         FlowSignalsClient(stub.url).list_waiters("run")
     assert len(stub.requests) == 2
