@@ -1,15 +1,17 @@
 """A stub HTTP server for the client's tests: answers from a script, records each request.
 
 An answer is ``(status, headers, body)``: a ``bytes`` body is sent as it is, anything else as
-JSON (``application/problem+json`` from 400 on, else ``application/json``, unless the headers
-name a Content-Type). ``DROP`` reads the request and closes the connection without answering
-(an answer lost on the way back)."""
+JSON, ``application/problem+json`` from 400 on, else ``application/json`` (as API Gateway's
+own ``{"message": ...}`` too), unless the headers name a Content-Type. ``DROP`` reads the
+request and closes the connection without answering (an answer lost on the way back);
+``HANG`` does so after a second (longer than a client's short timeout)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +19,7 @@ from typing import Any
 
 Answer = tuple[int, dict[str, str], Any]
 DROP: Answer = (0, {}, None)
+HANG: Answer = (-1, {}, 1.0)
 
 
 @dataclass
@@ -71,13 +74,16 @@ def stub_server(*answers: Answer) -> Iterator[Stub]:
             )
             index = min(len(state.requests), len(state.answers)) - 1
             status, headers, body = state.answers[index]
-            if status == 0:  # DROP
+            if status <= 0:  # DROP, HANG
+                time.sleep(body or 0)
                 self.close_connection = True
                 return
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             if "Content-Type" not in headers and not isinstance(body, bytes):
-                kind = "application/problem+json" if status >= 400 else "application/json"
+                gateway = isinstance(body, dict) and set(body) == {"message"}
+                problem = status >= 400 and not gateway
+                kind = "application/problem+json" if problem else "application/json"
                 self.send_header("Content-Type", kind)
             if status != 204:
                 self.send_header("Content-Length", str(len(raw)))
@@ -93,7 +99,8 @@ def stub_server(*answers: Answer) -> Iterator[Stub]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it, once per test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
