@@ -128,6 +128,14 @@ def test_a_delivery_reads_only_the_answers_of_its_route(stub: Stub, answer: Answ
     assert type(raised.value) is FlowSignalError
 
 
+def test_an_answer_larger_than_any_of_the_apis_is_not_read_whole(stub: Stub) -> None:
+    huge = b'{"waiters": [], "nextToken": null, "padding": "' + b"x" * 7_000_000 + b'"}'
+    stub.answers = [(200, {"Content-Type": "application/json"}, huge)]
+    with pytest.raises(FlowSignalError, match="larger than") as raised:
+        FlowSignalsClient(stub.url).list_waiters("run")
+    assert type(raised.value) is FlowSignalError
+
+
 def test_remove_is_not_reported_done_on_a_204_from_a_server_that_is_not_the_api(
     stub: Stub,
 ) -> None:

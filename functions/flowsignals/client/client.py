@@ -97,6 +97,8 @@ MAX_RETRY_AFTER_SECONDS = 20.0
 # Answers that mean "busy, nothing was done": retried after Retry-After, then StoreUnavailable.
 # 429 is API Gateway's own throttling.
 RETRIED_STATUSES = frozenset({429, 503})
+# Lambda answers at most 6 MB: a larger answer is nobody's from this API, and is not read.
+MAX_ANSWER_BYTES = 6 * 1024 * 1024
 SERVICE = "execute-api"
 USER_AGENT = "flowsignals-client/0.1"
 JSON = "application/json"
@@ -820,11 +822,11 @@ class FlowSignalsClient:
     def _send(self, request: urllib.request.Request) -> _Answer:
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
-                return _Answer(response.status, response.headers, response.read())
+                return self._answer(response.status, response.headers, response)
         except urllib.error.HTTPError as error:
             with error:
                 try:
-                    return _Answer(error.code, error.headers, error.read())
+                    return self._answer(error.code, error.headers, error)
                 except (OSError, http.client.HTTPException) as lost:
                     raise _Unreachable(str(lost) or type(lost).__name__) from None
         except urllib.error.URLError as error:
@@ -837,6 +839,15 @@ class FlowSignalsClient:
             raise _Unreachable(str(error.reason)) from None
         except (OSError, http.client.HTTPException) as error:
             raise _Unreachable(str(error) or type(error).__name__) from None
+
+    def _answer(self, status: int, headers: Message, body: Any) -> _Answer:
+        raw = body.read(MAX_ANSWER_BYTES + 1)
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise FlowSignalError(
+                f"HTTP {status}: an answer larger than any of the flowsignals API's"
+                f" ({MAX_ANSWER_BYTES} bytes): is {self.api_url} the API's URL?"
+            )
+        return _Answer(status, headers, raw)
 
     def _expect(
         self,
