@@ -5,7 +5,7 @@ DynamoDB Local ships inside the npm package amplify-dynamodb-simulator (folder
 ``running()`` starts it in memory on a free port and stops it afterwards.
 
     python infra/dynamodb_local.py fetch        # once; later calls do nothing
-    python infra/dynamodb_local.py serve [PORT] # run until Ctrl-C
+    python infra/dynamodb_local.py serve [PORT] # run until Ctrl-C (or SIGTERM, SIGHUP)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 NPM_PACKAGE = "amplify-dynamodb-simulator@2.9.30"
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "dynamodb-local"
@@ -75,27 +77,26 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path
     raise DynamoDBLocalUnavailable(f"DynamoDB Local did not listen on port {port} within 60 s")
 
 
-@contextlib.contextmanager
-def running(port: int | None = None) -> Iterator[str]:
-    """Start DynamoDB Local in memory; yield its endpoint URL; stop it."""
+def command(port: int) -> list[str]:
+    """The command that runs DynamoDB Local in memory on ``port`` (from EMULATOR)."""
     java = shutil.which("java")
     if java is None:
         raise DynamoDBLocalUnavailable("java is not installed (DynamoDB Local needs Java 17+)")
     if not JAR.is_file():
         raise DynamoDBLocalUnavailable(f"{JAR} is missing: run `make dynamodb-local` first")
+    library = "-Djava.library.path=DynamoDBLocal_lib"
+    return [java, library, "-jar", JAR.name, "-inMemory", "-port", str(port)]
+
+
+@contextlib.contextmanager
+def running(port: int | None = None) -> Iterator[str]:
+    """Start DynamoDB Local in memory; yield its endpoint URL; stop it."""
     port = port or free_port()
+    arguments = command(port)
     log = CACHE / f"dynamodb-local-{port}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [
-                java,
-                "-Djava.library.path=DynamoDBLocal_lib",
-                "-jar",
-                JAR.name,
-                "-inMemory",
-                "-port",
-                str(port),
-            ],
+            arguments,
             cwd=EMULATOR,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -113,6 +114,27 @@ def running(port: int | None = None) -> Iterator[str]:
         log.unlink(missing_ok=True)
 
 
+# Ctrl-C, kill (SIGTERM) and a closed terminal (SIGHUP) all stop Java with the script.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(number: int, frame: FrameType | None) -> None:
+    """Stop as Ctrl-C does, once: running()'s cleanup then stops Java undisturbed."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(port: int) -> None:
+    """Run DynamoDB Local until one of STOP_SIGNALS arrives, then stop it."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt), running(port) as endpoint:
+        print(f"DynamoDB Local listening at {endpoint} (in memory); Ctrl-C stops it", flush=True)
+        while True:
+            time.sleep(3600)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,11 +145,7 @@ def main() -> None:
     try:
         fetch()
         if arguments.command == "serve":
-            with running(arguments.port) as endpoint:
-                print(f"DynamoDB Local listening at {endpoint} (in memory); Ctrl-C stops it")
-                with contextlib.suppress(KeyboardInterrupt):
-                    while True:
-                        time.sleep(3600)
+            serve_until_stopped(arguments.port)
     except DynamoDBLocalUnavailable as error:
         sys.exit(f"dynamodb_local: {error}")
 

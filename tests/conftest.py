@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 import pytest
@@ -121,12 +121,17 @@ def dynamodb_local_endpoint() -> Iterator[str]:
     try:
         endpoint = server.enter_context(dynamodb_local.running())
     except dynamodb_local.DynamoDBLocalUnavailable as error:
-        message = f"DYNAMODB LOCAL IS NOT RUNNING, ITS TESTS DID NOT RUN: {error}"
-        if REQUIRE_DYNAMODB_LOCAL:
-            pytest.fail(message)
-        pytest.skip(message)
+        dynamodb_local_unavailable(error)
     with server:
         yield endpoint
+
+
+def dynamodb_local_unavailable(error: dynamodb_local.DynamoDBLocalUnavailable) -> NoReturn:
+    """Skip the test loudly, or fail it where DynamoDB Local is required (CI)."""
+    message = f"DYNAMODB LOCAL IS NOT RUNNING, ITS TESTS DID NOT RUN: {error}"
+    if REQUIRE_DYNAMODB_LOCAL:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""The repository stands on its own: the documentation matches the template, and no file points
-at anything a clone does not hold."""
+"""The repository stands on its own: the documentation matches the template, the settings
+model, the file tree and the built code, and no file points at anything a clone does not hold."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from template_yaml import http_routes
+from cold_start import build_code, zipped_bytes
+from flowsignals.lambdas.settings import Settings
+from template_yaml import functions, http_routes, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CONTRACT = DOCS / "contract.md"
+OPERATIONS = DOCS / "operations.md"
+DESIGN = DOCS / "design.md"
+README = ROOT / "README.md"
+PACKAGE = ROOT / "functions" / "flowsignals"
 MARKDOWN = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 # Spelt in pieces so that this file does not hold what it looks for.
@@ -26,6 +32,9 @@ _FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _SECTION_REFERENCE = re.compile(r"\bdocs/([\w-]+\.md)(, )?")
+_NAME = re.compile(r"`([^`]+)`")
+_VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]+)")
+_FUNCTION_SIZE = re.compile(r"≈(\d+) KB zipped each")
 
 
 def repository_files() -> list[Path]:
@@ -125,3 +134,170 @@ def test_references_to_a_section_of_the_docs_name_a_heading_it_has() -> None:
                     if not any(rest.startswith(h) for h in headings(document.read_text())):
                         broken.append(f"{where}: no such heading in docs/{reference[1]}")
     assert not broken, "\n".join(broken)
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of its level or above, without
+    fenced blocks (whose ``#`` lines are no headings)."""
+    prose = _FENCED.sub("", markdown)
+    found = re.search(rf"^(#+) {re.escape(heading)}$", prose, re.MULTILINE)
+    assert found is not None, f"no heading {heading!r}"
+    rest = prose[found.end() :]
+    end = re.search(rf"^#{{1,{len(found[1])}}} ", rest, re.MULTILINE)
+    return rest if end is None else rest[: end.start()]
+
+
+def table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of each row of the table whose header row starts with ``header``."""
+    lines = text.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith(f"| {header} |")]
+    assert len(headers) == 1, f"not one table headed {header!r}"
+    start = headers[0]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def keyed_rows(text: str, header: str) -> dict[str, list[str]]:
+    """The table's rows by the one `name` of their first cell (each name once)."""
+    rows = table_rows(text, header)
+    keyed = {}
+    for row in rows:
+        name = _NAME.fullmatch(row[0])
+        assert name is not None, f"not one `name`: {row[0]}"
+        assert name[1] not in keyed, f"{name[1]} is listed twice"
+        keyed[name[1]] = row
+    return keyed
+
+
+def first_column_names(text: str, header: str) -> list[str]:
+    """The `names` in the first cells of that table (a cell may name several)."""
+    return [name for row in table_rows(text, header) for name in _NAME.findall(row[0])]
+
+
+def test_operations_lists_exactly_the_template_parameters_with_their_defaults() -> None:
+    documented = keyed_rows(section(OPERATIONS.read_text(), "Parameters"), "parameter")
+    parameters = load_template()["Parameters"]
+    assert set(documented) == set(parameters)
+    for name, (_, default, _) in documented.items():
+        expected = str(parameters[name].get("Default", ""))
+        assert default == (f"`{expected}`" if expected else "empty"), name
+
+
+def test_operations_lists_exactly_the_template_outputs() -> None:
+    documented = first_column_names(section(OPERATIONS.read_text(), "Deploy"), "output")
+    assert len(documented) == len(set(documented)), f"an output is listed twice: {documented}"
+    assert set(documented) == set(load_template()["Outputs"])
+
+
+def test_the_alarm_tables_list_exactly_the_template_alarms() -> None:
+    alarms = {
+        name
+        for name, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    for document, heading in ((OPERATIONS, "Alarms"), (README, "Operating it")):
+        documented = first_column_names(section(document.read_text(), heading), "alarm")
+        assert sorted(documented) == sorted(alarms), document.name
+
+
+def template_environment() -> set[str]:
+    """Every variable template.yaml sets on a function (its globals included)."""
+    names = set(load_template()["Globals"]["Function"]["Environment"]["Variables"])
+    for function in functions().values():
+        names |= set(function["Properties"].get("Environment", {}).get("Variables", {}))
+    return names
+
+
+def test_the_settings_table_is_the_settings_model_and_names_what_the_template_sets() -> None:
+    text = section(DESIGN.read_text(), "Settings")
+    documented = keyed_rows(text, "variable")
+    fields = {field.alias: field for field in Settings.model_fields.values()}
+    assert set(documented) == set(fields)
+    for name, (_, _, default) in documented.items():
+        field = fields[name]
+        if field.is_required():
+            assert default == "required", name
+        elif field.default is None:
+            assert default == "none", name
+        else:
+            assert default.strip("`") == str(field.default), name
+    unexplained = template_environment() - set(_VARIABLE.findall(text))
+    assert not unexplained, f"design.md, Settings does not say what these are: {unexplained}"
+
+
+def tracked_folders() -> set[Path]:
+    """Every folder that holds a file of the repository, as a path relative to the root."""
+    folders = set()
+    for path in repository_files():
+        folders |= set(path.relative_to(ROOT).parents)
+    return folders - {Path()}
+
+
+def layout_entries() -> list[Path]:
+    """The paths README's layout names: one per line, nested by two spaces of indentation
+    (lines indented to the description column continue the previous one)."""
+    text = re.search(r"^## Layout\n+```\n(.*?)^```", README.read_text(), re.M | re.S)
+    assert text is not None
+    entries: list[Path] = []
+    parents: list[Path] = []
+    for line in text[1].splitlines():
+        indent = len(line) - len(line.lstrip())
+        if indent >= 20:
+            continue
+        depth = indent // 2
+        name = line.split()[0]
+        path = (parents[depth - 1] if depth else Path()) / name
+        parents[depth:] = [path]
+        entries.append(path)
+    return entries
+
+
+def test_the_readme_layout_lists_every_folder_and_module_and_only_what_exists() -> None:
+    entries = layout_entries()
+    missing = [str(entry) for entry in entries if not (ROOT / entry).exists()]
+    assert not missing, f"README's layout lists what does not exist: {missing}"
+    named = set(entries) | {parent for entry in entries for parent in entry.parents}
+    unlisted = tracked_folders() - named
+    assert not unlisted, f"README's layout lacks these folders: {sorted(map(str, unlisted))}"
+    modules = {p.relative_to(ROOT) for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    assert modules <= named, f"README's layout lacks these modules: {modules - named}"
+
+
+def test_the_design_layers_list_exactly_the_package_modules() -> None:
+    """Each row of design.md's table: a folder of the package, then its modules, those of a
+    subfolder after the subfolder's name (`http/` (`events.py`, ...))."""
+    rows = table_rows(section(DESIGN.read_text(), "Layers"), "layer")
+    documented = set()
+    for layer, modules, _ in rows:
+        folder = layer.strip("`")
+        subfolder = folder
+        for name in _NAME.findall(modules):
+            if name.endswith("/"):
+                subfolder = folder + name
+            else:
+                documented.add(subfolder + name)
+    assert {row[0].strip("`") for row in rows} == {
+        f"{init.parent.name}/" for init in PACKAGE.glob("*/__init__.py")
+    }
+    modules = {
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.glob("*/**/*.py")
+        if path.name != "__init__.py"
+    }
+    assert sorted(documented) == sorted(modules)
+
+
+def test_the_documented_function_size_is_what_sam_build_ships(tmp_path: Path) -> None:
+    """Each function ships the whole package as functions/Makefile builds it (sam build runs
+    that recipe, then zips the folder): the docs' figure is that zip, to within a fifth."""
+    build_code(tmp_path)
+    kilobytes = zipped_bytes(tmp_path, (p for p in tmp_path.rglob("*") if p.is_file())) / 1024
+    for document in (README, OPERATIONS):
+        (documented,) = _FUNCTION_SIZE.findall(document.read_text())
+        assert abs(int(documented) - kilobytes) <= kilobytes / 5, (
+            f"{document.name} says ≈{documented} KB; the built function zips to {kilobytes:.0f} KB"
+        )
