@@ -314,8 +314,29 @@ class _ApiHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The request line only: never bodies (payloads) or headers (tokens).
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+        # The request line only, its credentials redacted: never bodies (payloads) or headers.
+        sys.stderr.write(f"{self.address_string()} {redacted(format % args)}\n")
+
+
+# Where a request line carries a credential: an approval link's token is the path segment
+# after /approvals/, and any query value may be one (a page token, a link token pasted there).
+_LINK_TOKEN = re.compile(r"(/approvals(?:/|%2f))[^/?#\s\"']+", re.IGNORECASE)
+_QUERY = re.compile(r"\?[^#\s\"']*")
+_QUERY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_REDACTED = "<redacted>"
+
+
+def redacted(line: str) -> str:
+    """A log line (a request line, or a message quoting one) with every link token and every
+    query value replaced by ``<redacted>``; a query's names stay, to say what was asked."""
+
+    def names_only(query: re.Match[str]) -> str:
+        names = (part.partition("=")[0] for part in query[0][1:].split("&"))
+        return "?" + "&".join(
+            f"{name}={_REDACTED}" if _QUERY_NAME.fullmatch(name) else _REDACTED for name in names
+        )
+
+    return _QUERY.sub(names_only, _LINK_TOKEN.sub(rf"\1{_REDACTED}", line))
 
 
 @contextlib.contextmanager

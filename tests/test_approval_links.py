@@ -3,17 +3,22 @@ person opens and clicks — as the functions answer API Gateway's events."""
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
+from uuid import uuid4
 
 import boto3
 import pytest
+from aws_lambda_powertools import Metrics
 from test_template import grants
 
-from conftest import LINK_BASE, LINK_KEY, TABLE_NAME, FakeClock, reset_runtime
+from conftest import LINK_BASE, LINK_KEY, TABLE_NAME, FakeClock, make_backend, reset_runtime
 from flowsignals import FlowSignalError, InvalidSignalRequest
 from flowsignals.backends import dynamodb as dynamodb_backend
 from flowsignals.core.links import (
@@ -24,11 +29,17 @@ from flowsignals.core.links import (
     LinkToken,
 )
 from flowsignals.lambdas import runtime
-from flowsignals.lambdas.approvals.keys import SecretsManagerLinkKeys
+from flowsignals.lambdas.approvals.keys import FixedLinkKeys, LinkKey, SecretsManagerLinkKeys
+from flowsignals.lambdas.approvals.pages import approval_page
+from flowsignals.lambdas.approvals.schemas import MintLinksBody
+from flowsignals.lambdas.approvals.service import Approval, ApprovalService
+from flowsignals.lambdas.service import SignalService
 from flowsignals.testing import FakeLambdaContext, http_api_event, record_requests
 from template_yaml import functions, load_handler
 
 KEY = LINK_KEY
+ROUTES_MODULE = "flowsignals.lambdas.approvals.routes"
+HANDLERS_MODULE = "flowsignals.lambdas.handlers"
 BASE = LINK_BASE
 RUN = "order-1234"
 MINT = "POST /runs/{runId}/signals/{signalName}/links"
@@ -39,10 +50,12 @@ PAGE_HEADERS = {
 }
 
 
-def call(route: str, parameters: dict[str, str], body: Any = None) -> dict[str, Any]:
+def call(
+    route: str, parameters: dict[str, str], body: Any = None, context: Any = None
+) -> dict[str, Any]:
     text = None if body is None else json.dumps(body)
     answer: dict[str, Any] = load_handler(route)(
-        http_api_event(route, parameters, body=text), FakeLambdaContext()
+        http_api_event(route, parameters, body=text), context or FakeLambdaContext()
     )
     return answer
 
@@ -196,6 +209,46 @@ def test_a_click_delivers_once_and_a_second_click_is_a_replay(links: Any) -> Non
     assert waiter() == delivered
 
 
+@pytest.fixture(params=["memory", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)])
+def approvals_on(request: pytest.FixtureRequest, clock: FakeClock) -> tuple[Any, ApprovalService]:
+    """A store of each kind the pages' moto tests do not cover, and the approvals service
+    over it."""
+    store: Any = make_backend(request.param, request, clock).store
+    signals = SignalService(store, Metrics(namespace="FlowSignalsTest"))
+    return store, ApprovalService(signals, store, store, FixedLinkKeys(LinkKey(**KEY)), clock)
+
+
+def test_a_page_names_who_will_answer_and_reopening_your_own_link_shows_done(
+    approvals_on: tuple[Any, ApprovalService],
+) -> None:
+    """Before anyone decided, the page says whose answer a click records, never "decided
+    by"; after ana approves, her approve link (opened or clicked again) shows done (200)
+    and only the other link says it was already decided (409)."""
+    (store, approvals), run = approvals_on, f"order-{uuid4()}"
+    store.register_waiter(run, "manager-approval", "approve")
+    minted = approvals.mint(run, "approve", MintLinksBody(approver="ana@example.com"), BASE)
+    approve, reject = (token_of(minted["links"][action]) for action in ("approve", "reject"))
+
+    def shown(approval: Approval) -> tuple[int, str]:
+        status, html = approval_page(approval)
+        return status, text_of({"body": html})
+
+    for token in (approve, reject):
+        status, words = shown(approvals.inspect(token))
+        assert status == 200 and "Your answer is recorded as ana@example.com" in words
+        assert "Decided" not in words and " By " not in words
+
+    status, words = shown(approvals.decide(approve))
+    assert status == 200 and "Done: Approve" in words
+
+    for reopen in (approvals.inspect, approvals.decide):
+        status, words = shown(reopen(approve))
+        assert status == 200 and "Done: Approve" in words and "Already decided" not in words
+        status, words = shown(reopen(reject))
+        assert status == 409 and "Already decided" in words
+        assert "Decided Approve" in words and "By ana@example.com" in words
+
+
 def test_reject_delivers_the_rejected_failure_and_anonymous_links_record_link(links: Any) -> None:
     urls = mint()
     register()
@@ -288,6 +341,42 @@ def test_every_page_is_uncached_unindexed_unframed_and_scriptless(links: Any) ->
         assert policy["default-src"] == "'none'" and "script-src" not in policy
         assert policy["frame-ancestors"] == "'none'" and policy["form-action"] == "'self'"
         assert "<script" not in answer["body"].lower()
+
+
+@pytest.fixture
+def debugging_everything(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The functions as an operator debugging them might run them: Powertools told to log
+    every event and to debug the resolver (both read when the functions are built)."""
+    modules = [importlib.import_module(name) for name in (ROUTES_MODULE, HANDLERS_MODULE)]
+    with monkeypatch.context() as debugging:
+        for setting in ("POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_DEV"):
+            debugging.setenv(setting, "true")
+        for module in modules:
+            importlib.reload(module)
+        yield
+    for module in modules:
+        importlib.reload(module)
+
+
+def test_no_log_holds_a_link_or_task_token_whatever_the_settings(
+    links: Any,
+    debugging_everything: None,
+    logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    urls = mint()
+    register()
+    for method in ("GET", "HEAD", "POST", "POST"):
+        page(method, urls["approve"])
+    page("GET", urls["reject"])
+    page("GET", urls["reject"] + "x")  # altered: refused
+    task_token = "task-token-" + "t" * 40
+    event = {"runId": RUN, "stepKey": "s", "signalName": "go", "taskToken": task_token}
+    load_handler("RegisterFunction")(event, FakeLambdaContext())
+    printed = capsys.readouterr()
+    everything = logs.getvalue() + printed.out + printed.err
+    for secret in (*map(token_of, urls.values()), task_token):
+        assert secret not in everything
 
 
 def test_markup_in_names_stays_inert(links: Any) -> None:

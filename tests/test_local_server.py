@@ -408,3 +408,46 @@ def test_without_cors_allow_origins_there_is_no_cors(base_url: str) -> None:
     assert (status, body) == (404, {"message": "Not Found"})
     status, headers, _ = request(base_url, "GET", f"/runs/{uuid4()}/waiters", Origin=DASHBOARD)
     assert (status, cors_headers(headers)) == (200, {})
+
+
+def test_the_access_log_never_holds_a_link_token() -> None:
+    """A link's token is its credential: what the server prints for a request (the access
+    log, an error, the functions' own logs) shows where it went, never the token, wherever
+    in the request line it appears."""
+    port = free_port()
+    server = start_server(port)
+    try:
+        assert server.stdout is not None
+        banner = [server.stdout.readline() for _ in range(5)]
+        assert "listening" in banner[0], banner
+        base, run = f"http://127.0.0.1:{port}", uuid4()
+        register = json.dumps({"signalName": "approve", "timeoutSeconds": 3600})
+        assert request(base, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
+        links = request(base, "POST", f"/runs/{run}/signals/approve/links", "{}")[2]["links"]
+        tokens = [urlsplit(url).path.rpartition("/")[2] for url in links.values()]
+        approve, reject = tokens
+        target = urlsplit(base)
+        connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+        asked = [
+            ("GET", f"/approvals/{approve}"),
+            ("HEAD", f"/approvals/{approve}"),
+            ("POST", f"/approvals/{approve}"),
+            ("GET", f"/approvals/{reject}?again={reject}"),
+            ("GET", f"/approvals/{reject}/more"),  # no such route: 404
+            ("GET", f"/runs/{run}/waiters?nextToken={approve}&limit=1"),
+        ]
+        for method, path in asked:
+            connection.request(method, path)
+            connection.getresponse().read()
+        connection.close()
+        # Four words: http.server refuses it, with the request line in its message.
+        malformed = f"GET /approvals/{approve}?t={reject} HTTP/1.1 extra\r\n\r\n".encode()
+        with socket.create_connection((target.hostname, target.port), timeout=10) as raw:
+            raw.sendall(malformed)
+            assert b"Bad Request" in raw.makefile("rb").read()
+    finally:
+        server.terminate()
+        printed, logged = server.communicate(timeout=10)
+    for token in tokens:
+        assert token not in printed + logged
+    assert logged.count("/approvals/") >= len(asked), logged  # each request is still there

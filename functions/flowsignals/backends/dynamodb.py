@@ -20,13 +20,12 @@ from uuid import UUID
 
 from flowsignals.backends import dynamodb_expressions as expressions
 from flowsignals.backends import dynamodb_items as items
+from flowsignals.backends.aws import answer_within, refuse_late_attempts
 from flowsignals.backends.dynamodb_client import (
     ConditionFailed,
     TransactionCanceled,
-    answer_within,
     call,
     default_client,
-    refuse_late_attempts,
 )
 from flowsignals.core.arguments import (
     Delivery,
@@ -386,8 +385,19 @@ class DynamoDBFlowSignalStore:
             old = failed.old or {}
             if old.get("DeliveryId") != items.s(attempt):  # not our own write, answered late
                 return buffered(items.buffered_from_item(old).buffered_until, replayed=True)
-        # Read again: a waiter registered since the first read takes the signal now.
-        receivers = can_receive(self._matching_waiters(run, delivery.signal_name), now)
+        try:
+            return self._offer_buffered(item, delivery, until, now)
+        except StoreUnavailable:
+            self._withdraw(item)  # raises StoreUnavailable again once nothing is stored
+            # Still stored (or already taken by a registration): it was buffered, and a
+            # retry would buffer another copy.
+            return buffered(until)
+
+    def _offer_buffered(
+        self, item: dict[str, Any], delivery: Delivery, until: datetime, now: datetime
+    ) -> SignalDeliveryResult:
+        """Read again: a waiter registered since the first read takes the signal now."""
+        receivers = can_receive(self._matching_waiters(delivery.run_id, delivery.signal_name), now)
         for receiver in early_receivers(receivers, delivery):
             outcome = self._hand_over(item, receiver, now)
             if outcome is _HandOver.DONE:
@@ -395,6 +405,25 @@ class DynamoDBFlowSignalStore:
             if outcome is _HandOver.SIGNAL_TAKEN:
                 break  # a registration took it first
         return buffered(until)
+
+    def _withdraw(self, item: dict[str, Any]) -> None:
+        """Delete a buffered row that could not be offered to the waiters registered since
+        it was written, then raise StoreUnavailable: the delivery stored nothing, and its
+        retry (a new delivery, keyless or not) does it all again. Returns when the row could
+        not be deleted, or a registration took it meanwhile."""
+        try:
+            # Atomic: one conditional DeleteItem, of this attempt's row only.
+            self._call(
+                "delete_item",
+                Key={"RunId": item["RunId"], "StepKey": item["StepKey"]},
+                ConditionExpression=expressions.OWN_ATTEMPT,
+                ExpressionAttributeValues={":attempt": item["DeliveryId"]},
+            )
+        except (ConditionFailed, StoreUnavailable):
+            return
+        raise StoreUnavailable(
+            "deliver_signal could not offer its early signal to the waiters: nothing was stored"
+        )
 
     def _buffered_twin(self, delivery: Delivery, now: datetime) -> dict[str, Any] | None:
         """The live buffered row an earlier try with the same key wrote, if any."""
@@ -423,6 +452,7 @@ class DynamoDBFlowSignalStore:
         return buffered(items.buffered_from_item(twin).buffered_until, replayed=True)
 
     def _receive_buffered(self, waiter: FlowSignalWaiter, now: datetime) -> FlowSignalWaiter:
+        taken = False
         for item in self._buffered_items(waiter.run_id, waiter.signal_name, now):
             sender = items.delivery_of_buffered(waiter.run_id, item)
             if not early_receivers([waiter], sender):
@@ -433,6 +463,11 @@ class DynamoDBFlowSignalStore:
                 return with_delivery(waiter, delivery, now)
             if outcome is _HandOver.WAITER_TAKEN:  # a delivery got there first
                 return self._read_waiter(waiter.run_id, waiter.step_key) or waiter
+            # Taken by another registration, perhaps of this very step: the answer is the
+            # row as stored, never the one this registration wrote.
+            taken = True
+        if taken:
+            return self._read_waiter(waiter.run_id, waiter.step_key) or waiter
         return waiter
 
     def _hand_over(

@@ -19,6 +19,8 @@ BUFFERED = "RunId = :run_id AND begins_with(StepKey, :prefix)"
 # A buffered signal is new, or its key's earlier one has passed its deadline.
 BUFFER_FREE = "attribute_not_exists(StepKey) OR BufferedUntil <= :now"
 STILL_BUFFERED = "attribute_exists(StepKey) AND BufferedUntil > :now"
+# The row this delivery attempt wrote (it withdraws only its own).
+OWN_ATTEMPT = "DeliveryId = :attempt"
 # A link set's first decision, kept on its row (which must still exist).
 RECORD_DECISION = "SET DecisionJson = :decision"
 UNDECIDED_LINK = "attribute_exists(LinkJson) AND attribute_not_exists(DecisionJson)"

@@ -5,10 +5,11 @@
     client = FlowSignalsClient("https://abc123.execute-api.eu-west-1.amazonaws.com")
     client.register_waiter("order-1", "manager-approval", "approve", timeout_seconds=3600)
     result = client.deliver_signal("order-1", "approve", '{"approved": true}')
+    result.idempotency_key  # a retry with it delivers nothing more
 
 The console script ``flowsignals`` (``flowsignals.client.cli``) offers the same on a shell.
 """
 
-from flowsignals.client.client import FlowSignalsClient, waiter_from_json
+from flowsignals.client.client import ClientDeliveryResult, FlowSignalsClient
 
-__all__ = ["FlowSignalsClient", "waiter_from_json"]
+__all__ = ["ClientDeliveryResult", "FlowSignalsClient"]

@@ -6,17 +6,27 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import botocore.session
+from pydantic import TypeAdapter, ValidationError
 
 from flowsignals.client.client import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_SECONDS,
+    MAX_REQUEST_TIMEOUT_SECONDS,
+    MAX_RETRIES,
+    ApiUrl,
+    ClientDeliveryResult,
     FlowSignalsClient,
+    RequestTimeout,
+    Retries,
+    new_idempotency_key,
+    rename_fields,
 )
+from flowsignals.core.arguments import validate
 from flowsignals.core.errors import (
     FlowSignalError,
     InvalidSignalRequest,
@@ -24,8 +34,9 @@ from flowsignals.core.errors import (
     StoreUnavailable,
 )
 from flowsignals.core.links import LinkAction
-from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus, SignalFailure
-from flowsignals.core.values import format_timestamp
+from flowsignals.core.models import SignalDeliveryStatus, SignalFailure
+from flowsignals.core.values import Deadline, NotIJson, format_timestamp, parse_i_json
+from flowsignals.lambdas.approvals.schemas import MintLinksBody
 from flowsignals.lambdas.schemas import delivery_result_view, signal_view, waiter_view
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
@@ -33,10 +44,12 @@ API_URL_VARIABLE = "FLOWSIGNALS_API_URL"
 BEARER_TOKEN_VARIABLE = "FLOWSIGNALS_BEARER_TOKEN"
 
 EXIT_OK = 0
-EXIT_NO_RECEIVER = 1
+EXIT_NOT_FOUND = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 EXIT_OTHER_ERROR = 4
+EXIT_INTERNAL_ERROR = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 _NO_RECEIVER = frozenset(
     {
@@ -74,11 +87,19 @@ where:
   line is visible to other users of the machine).
 
 exit status:
-  0  done
-  1  the signal found no receiver (NotFound, AlreadyDelivered, Expired), or get found no waiter
-  2  bad input: the API refused the request (400, 413) or the command line is wrong
-  3  the service is unavailable (503 after retries, or unreachable): retry later
-  4  any other error (denied, misconfigured, an internal error)
+  0    done: registered, delivered (Delivered, or Pending: an approval short of its
+       quorum), kept for later (Buffered), listed, removed (a missing waiter too), minted
+  1    not found: the signal found no receiver (NotFound, AlreadyDelivered, Expired; so a
+       fail after a deliver is AlreadyDelivered), or get found no such waiter
+  2    bad input: a wrong command line, or the API refused the request (400, 413);
+       nothing was sent, or nothing was written
+  3    unavailable: no answer, 503 or 429 after the retries; a deliver or fail prints its
+       idempotency key: the same command with --idempotency-key KEY is then safe
+  4    any other error: denied (403, not among the deciders), no credentials or region,
+       or an answer that is not this API's (is --api-url right?); a deliver or fail
+       prints its key, as for 3
+  5    the command itself failed (a bug: please report it)
+  130  interrupted (Ctrl-C)
 """
 
 
@@ -86,16 +107,41 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "must be an ISO-8601 date-time with a UTC offset, e.g. 2026-11-23T10:15:30Z"
-        ) from None
-    if value.utcoffset() is None:
-        raise argparse.ArgumentTypeError("must have a UTC offset, e.g. 2026-11-23T10:15:30Z")
-    return value
+# The store's argument names (the client's errors name them) as the command line spells them.
+CLI_NAMES: Mapping[str, str] = {
+    "run_id": "RUN",
+    "step_key": "STEP",
+    "signal_name": "SIGNAL",
+    "payload_json": "--payload",
+    "error": "--error",
+    "cause": "--cause",
+    "failure.error": "--error",
+    "failure.cause": "--cause",
+    "expires_at": "--expires-at",
+    "timeout_seconds": "--timeout-seconds",
+    "deciders": "--decider",
+    "quorum": "--quorum",
+    "idempotency_key": "--idempotency-key",
+    "buffer_for": "--buffer-seconds",
+    "expires_in": "--expires-in-seconds",
+    "approver": "--approver",
+    "actions": "--actions",
+    "bearer_token": f"${BEARER_TOKEN_VARIABLE}",
+}
+
+
+def _option(kind: Any, where: str = "") -> Callable[[str], Any]:
+    """An option's text read as the value type ``kind`` (the client's, or the store's own)."""
+    adapter: TypeAdapter[Any] = TypeAdapter(kind)
+
+    def read(text: str) -> Any:
+        try:
+            return adapter.validate_strings(text)
+        except ValidationError as error:
+            why = "; ".join(e["msg"] for e in error.errors(include_input=False, include_url=False))
+            raise argparse.ArgumentTypeError(why + where) from None
+
+    return read
 
 
 def _positive_int(text: str) -> int:
@@ -133,11 +179,11 @@ def _register(client: FlowSignalsClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _delivery(result: SignalDeliveryResult) -> int:
-    _emit(delivery_result_view(result))
+def _delivery(result: ClientDeliveryResult) -> int:
+    _emit(delivery_result_view(result) | {"idempotencyKey": result.idempotency_key})
     if result.status in _NO_RECEIVER:
         print(f"flowsignals: the signal found no receiver: {result.status.value}", file=sys.stderr)
-        return EXIT_NO_RECEIVER
+        return EXIT_NOT_FOUND
     return EXIT_OK
 
 
@@ -146,6 +192,9 @@ def _buffer_for(args: argparse.Namespace) -> timedelta | None:
 
 
 def _deliver(client: FlowSignalsClient, args: argparse.Namespace) -> int:
+    # Known before anything is sent: an error can then tell how to retry without a second
+    # delivery.
+    args.idempotency_key = args.idempotency_key or new_idempotency_key()
     if args.payload_file is not None:
         try:
             if args.payload_file == "-":
@@ -168,10 +217,8 @@ def _deliver(client: FlowSignalsClient, args: argparse.Namespace) -> int:
 
 
 def _fail(client: FlowSignalsClient, args: argparse.Namespace) -> int:
-    try:
-        failure = SignalFailure(error=args.error, cause=args.cause)
-    except ValueError as error:  # pydantic's ValidationError
-        raise InvalidSignalRequest(f"--error/--cause: {_first_message(error)}") from None
+    args.idempotency_key = args.idempotency_key or new_idempotency_key()
+    failure = validate(SignalFailure, {"error": args.error, "cause": args.cause})
     result = client.deliver_signal(
         args.run_id,
         args.signal_name,
@@ -182,42 +229,26 @@ def _fail(client: FlowSignalsClient, args: argparse.Namespace) -> int:
     return _delivery(result)
 
 
-def _first_message(error: ValueError) -> str:
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        for item in errors(include_input=False):
-            return f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-    return "is invalid"
-
-
 def _get(client: FlowSignalsClient, args: argparse.Namespace) -> int:
     waiter = client.get_waiter(args.run_id, args.step_key)
     if waiter is None:
         _emit(None)
         print("flowsignals: the run has no waiter with this step key", file=sys.stderr)
-        return EXIT_NO_RECEIVER
+        return EXIT_NOT_FOUND
     _emit(waiter_view(waiter, _now()))
     return EXIT_OK
 
 
 def _actions(text: str) -> dict[str, LinkAction]:
-    """The API's actions map, as the client takes it."""
+    """The actions as the API's links body has them, read by its own model."""
     try:
-        actions = json.loads(text)
-        if not isinstance(actions, dict):
-            raise ValueError
-        return {
-            str(name): LinkAction(
-                label=spec.get("label") or name,
-                payload_json=None if "failure" in spec else json.dumps(spec.get("payload", {})),
-                failure=spec.get("failure"),
-            )
-            for name, spec in actions.items()
-        }
-    except (ValueError, TypeError, AttributeError):
-        raise argparse.ArgumentTypeError(
-            'must be a JSON object: {name: {"label"?, "payload"?} or {"label"?, "failure"}}'
-        ) from None
+        actions = parse_i_json(text)
+    except NotIJson as error:
+        raise argparse.ArgumentTypeError(f"must be JSON: it {error}") from None
+    try:
+        return validate(MintLinksBody, {"actions": actions}).link_actions()
+    except InvalidSignalRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _link(client: FlowSignalsClient, args: argparse.Namespace) -> int:
@@ -274,7 +305,8 @@ def _delivery_options(parser: argparse.ArgumentParser) -> None:
         "--idempotency-key",
         metavar="KEY",
         help="a retry with the same key is answered as the first delivery (replayed: true)"
-        " and delivers nothing more; printable ASCII, at most 128 characters",
+        " and delivers nothing more; printable ASCII, at most 128 characters (default: a key"
+        " of the command's own, printed with the answer, and on exit 3 or 4)",
     )
     parser.add_argument(
         "--buffer-seconds",
@@ -295,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-url",
         default=os.environ.get(API_URL_VARIABLE, DEFAULT_API_URL),
+        type=_option(ApiUrl, f" (the URL of --api-url, else of ${API_URL_VARIABLE})"),
         metavar="URL",
         help=f"the API's base URL (default: ${API_URL_VARIABLE}, else {DEFAULT_API_URL})",
     )
@@ -304,17 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", help="the AWS profile whose credentials sign requests")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_option(RequestTimeout),
         default=DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help=f"each request's timeout (default {DEFAULT_TIMEOUT_SECONDS:g})",
+        help=f"each request's timeout (default {DEFAULT_TIMEOUT_SECONDS:g},"
+        f" at most {MAX_REQUEST_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=_option(Retries),
         default=DEFAULT_MAX_RETRIES,
         metavar="N",
-        help=f"retries of a 503 after its Retry-After (default {DEFAULT_MAX_RETRIES})",
+        help="retries of a request that got no answer, a 503 or a 429, under the same"
+        f" idempotency key (default {DEFAULT_MAX_RETRIES}, at most {MAX_RETRIES})",
     )
     commands = parser.add_subparsers(title="commands", dest="name", metavar="COMMAND")
 
@@ -357,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deadline.add_argument(
         "--expires-at",
-        type=_instant,
+        type=_option(Deadline),
         metavar="TIME",
         help="the waiter expires at TIME, ISO-8601 with a UTC offset (2026-11-23T10:15:30Z)",
     )
@@ -370,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         " --idempotency-key click-1\n"
         "  flowsignals deliver order-1 ship --buffer-seconds 3600       # no step waits yet\n"
         "  generate-payload | flowsignals deliver order-1 approve --payload-file -\n"
-        "\nPrints {status, stepKey, deliveredAt, expiresAt, replayed}: status is Delivered or"
-        " Buffered\n(exit 0), or NotFound, AlreadyDelivered or Expired (exit 1).\n",
+        "\nPrints {status, stepKey, deliveredAt, expiresAt, replayed, idempotencyKey}: status"
+        " is\nDelivered or Buffered (exit 0), or NotFound, AlreadyDelivered or Expired"
+        " (exit 1).\n",
         _deliver,
     )
     deliver.add_argument("run_id", metavar="RUN", help="the run's id")
@@ -393,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fail",
         "deliver signal SIGNAL as a failure (a rejection) to RUN's oldest step waiting for it",
         '  flowsignals fail order-1 approve --error Rejected --cause "Over budget"\n'
-        "\nA Step Functions task fails with ERROR (its Catch matches it by name) and CAUSE.\n",
+        "\nA Step Functions task fails with ERROR (its Catch matches it by name) and CAUSE."
+        "\nThe first signal wins: a fail after a deliver is AlreadyDelivered (exit 1).\n",
         _fail,
     )
     fail.add_argument("run_id", metavar="RUN", help="the run's id")
@@ -424,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  flowsignals list order-1 --signals\n",
         _list,
     )
+    listing.set_defaults(cli_names={"signal_name": "--signal-name"})
     listing.add_argument("run_id", metavar="RUN", help="the run's id")
     which = listing.add_mutually_exclusive_group()
     which.add_argument(
@@ -482,6 +520,8 @@ def _client(args: argparse.Namespace) -> FlowSignalsClient:
     session = None
     if args.profile is not None:
         session = botocore.session.Session(profile=args.profile)
+        if args.profile not in session.available_profiles:
+            raise InvalidSignalRequest(f"--profile: no AWS profile is named {args.profile!r}")
     return FlowSignalsClient(
         args.api_url,
         bearer_token=os.environ.get(BEARER_TOKEN_VARIABLE) or None,
@@ -490,6 +530,20 @@ def _client(args: argparse.Namespace) -> FlowSignalsClient:
         timeout=args.timeout,
         max_retries=args.retries,
     )
+
+
+def _say(text: str) -> None:
+    print(f"flowsignals: {text}", file=sys.stderr)
+
+
+def _how_to_retry(args: argparse.Namespace) -> None:
+    """After a delivery whose outcome is unknown: the retry that cannot deliver twice."""
+    key = getattr(args, "idempotency_key", None)
+    if key is not None:
+        _say(
+            "the delivery may have been made; retrying it is safe with the same key:"
+            f" --idempotency-key {key}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -501,23 +555,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     if args.name is None:
         parser.print_usage(sys.stderr)
-        print("flowsignals: error: give a command (flowsignals --help lists them)", file=sys.stderr)
+        _say("error: give a command (flowsignals --help lists them)")
         return EXIT_BAD_INPUT
+    names = {**CLI_NAMES, **getattr(args, "cli_names", {})}
+    if getattr(args, "payload_file", None) is not None:
+        names["payload_json"] = "--payload-file"
     try:
         command: Command = args.command
         return command(_client(args), args)
-    except InvalidSignalRequest as error:  # PayloadTooLarge too
-        print(f"flowsignals: invalid request: {error}", file=sys.stderr)
+    except InvalidSignalRequest as error:  # PayloadTooLarge too: nothing was written
+        _say(f"invalid request: {rename_fields(str(error), names)}")
         return EXIT_BAD_INPUT
     except StoreUnavailable as error:
-        print(f"flowsignals: service unavailable: {error}", file=sys.stderr)
+        _say(f"service unavailable: {error}")
+        _how_to_retry(args)
         return EXIT_UNAVAILABLE
-    except NotAllowedToDecide as error:
-        print(f"flowsignals: not allowed to decide: {error}", file=sys.stderr)
+    except NotAllowedToDecide as error:  # nothing was written
+        _say(f"not allowed to decide: {error}")
         return EXIT_OTHER_ERROR
     except FlowSignalError as error:
-        print(f"flowsignals: error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
+        _how_to_retry(args)
         return EXIT_OTHER_ERROR
+    except KeyboardInterrupt:
+        _say("interrupted")
+        _how_to_retry(args)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: never an exit status that reads as an answer
+        _say(f"internal error ({type(error).__name__}); please report it")
+        _how_to_retry(args)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

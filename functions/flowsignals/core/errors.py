@@ -26,9 +26,19 @@ class NotAllowedToDecide(FlowSignalError):
 
 
 class StoreUnavailable(FlowSignalError):
-    """The database throttled, failed (5xx) or could not be reached after retries.
+    """The database (or, for links, Secrets Manager with their key) throttled, failed (5xx)
+    or could not be reached after retries, or no time was left for another attempt.
 
-    Nothing was half-written: every store operation is a single-item atomic write or a read."""
+    Nothing was half-written, so a retry never duplicates: a delivery that raises it stored
+    nothing (one that buffered but could not finish withdraws its row first, or answers
+    ``Buffered`` when it cannot), and a registration's waiter is written again alike.
+    From ``flowsignals.client``, a delivery's answer may have been lost after the store
+    delivered it: ``idempotency_key`` is the key it was sent under, and a retry with it is
+    answered as that delivery (``replayed=True``), never delivered twice."""
+
+    def __init__(self, *args: object, idempotency_key: str | None = None) -> None:
+        super().__init__(*args)
+        self.idempotency_key = idempotency_key
 
 
 # Where pydantic says an input came from; the caller knows it by the field's name alone.

@@ -41,8 +41,13 @@ def _entry_point(
 
     if with_metrics:
         handler = metrics.log_metrics(handler)
+    # Never the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: it holds payloads, task
+    # tokens and approval link tokens.
     entry_point: Any = logger.inject_lambda_context(
-        handler, correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+        handler,
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP,
+        clear_state=True,
+        log_event=False,
     )
     entry_point.routes = routes  # which module's routes it serves (the OpenAPI document, tests)
     return entry_point

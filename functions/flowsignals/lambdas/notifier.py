@@ -193,7 +193,7 @@ def handle_record(record: DynamoDBRecord) -> None:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # records hold task tokens
 def notifier_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=handle_record, processor=_processor, context=context

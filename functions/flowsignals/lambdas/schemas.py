@@ -165,6 +165,22 @@ class View(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(View):
+    """An RFC 9457 problem; 409 adds stepKey/deliveredAt, 410 stepKey/expiresAt."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    stepKey: str | None = None
+    deliveredAt: str | None = None
+    expiresAt: str | None = None
+
+
 class WaiterState(StrEnum):
     WAITING = "Waiting"
     DELIVERED = "Delivered"

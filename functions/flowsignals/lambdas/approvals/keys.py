@@ -1,6 +1,9 @@
 """The keys that sign approval links: a Secrets Manager secret in AWS (its current version signs,
 its previous one still verifies, so a rotation breaks no link), or a fixed key (``make run``,
-tests). A key is the JSON ``{"keyId": "...", "key": "..."}``; the key id goes into each token."""
+tests). A key is the JSON ``{"keyId": "...", "key": "..."}``; the key id goes into each token.
+
+The secret is read as the table is: within the invocation's time, a throttled, failing or
+silent Secrets Manager being ``StoreUnavailable`` (a 503)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flowsignals.backends.aws import aws_client
+from flowsignals.backends.aws import aws_errors, budgeted_client
 from flowsignals.core.errors import FlowSignalError
+from flowsignals.lambdas.observability import logger
 
 # The secret's versions are read again after this long, so a rotation reaches warm functions.
 SECRET_MAX_AGE_SECONDS = 300
@@ -91,23 +95,45 @@ class SecretsManagerLinkKeys:
     def _keys(self, *, refresh: bool = False) -> tuple[LinkKey, LinkKey | None]:
         now = self._clock()
         if refresh or self._versions is None or now - self._read_at >= SECRET_MAX_AGE_SECONDS:
-            self._versions = (self._read("AWSCURRENT"), self._read_previous())
+            self._versions = (self._current(), self._previous())
             self._read_at = now
         return self._versions
 
-    def _read_previous(self) -> LinkKey | None:
-        try:
-            return self._read("AWSPREVIOUS")
-        except self._secrets().exceptions.ResourceNotFoundException:
-            return None  # never rotated
+    def _current(self) -> LinkKey:
+        text = self._read("AWSCURRENT")
+        if text is None:
+            raise FlowSignalError(
+                f"flowsignals is misconfigured: no secret {self._secret_id} (LINK_SECRET_ID)"
+            )
+        return LinkKey.parse(text, "the secret's AWSCURRENT version")
 
-    def _read(self, stage: str) -> LinkKey:
-        answer = self._secrets().get_secret_value(SecretId=self._secret_id, VersionStage=stage)
-        return LinkKey.parse(answer.get("SecretString", ""), f"the secret's {stage} version")
+    def _previous(self) -> LinkKey | None:
+        """The key before the current one, if the secret holds a good one. A previous version
+        that is no key (a rotation once stored something else) only costs the links it
+        signed: it is ignored, and logged, while the current key signs and verifies."""
+        text = self._read("AWSPREVIOUS")
+        if text is None:
+            return None  # never rotated
+        try:
+            return LinkKey.parse(text, "the secret's AWSPREVIOUS version")
+        except FlowSignalError as error:  # its message never holds the value
+            logger.warning("Link key's previous version ignored", extra={"reason": str(error)})
+            return None
+
+    def _read(self, stage: str) -> str | None:
+        """The text of the secret's version at ``stage`` ("" if it holds binary), or None if
+        the secret has no such version (or does not exist)."""
+        secrets = self._secrets()
+        with aws_errors("Secrets Manager", "GetSecretValue"):
+            try:
+                answer = secrets.get_secret_value(SecretId=self._secret_id, VersionStage=stage)
+            except secrets.exceptions.ResourceNotFoundException:
+                return None
+        return str(answer.get("SecretString", ""))
 
     def _secrets(self) -> Any:
         if self._client is None:
-            self._client = aws_client("secretsmanager")
+            self._client = budgeted_client("secretsmanager")
         return self._client
 
 

@@ -1,4 +1,5 @@
-"""The HTML pages of approval links: plain words, every value escaped, no script, one form.
+"""The HTML pages of approval links: plain words, every value escaped (``_text``), no script,
+one form.
 
 Each page is whole in one answer (its style inline, allowed by hash in the page's
 Content-Security-Policy, which forbids scripts, framing and posting elsewhere)."""
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+import unicodedata
 from datetime import datetime
 from html import escape
 from http import HTTPStatus
@@ -27,6 +30,9 @@ dd{margin:0;overflow-wrap:anywhere;font-weight:600}
 button{margin-top:.5rem;padding:.7rem 1.6rem;border:0;border-radius:8px;font-size:1rem;
 font-weight:600;color:#fff;background:#15803d;cursor:pointer}
 button.failure{background:#b91c1c}
+dd,strong{unicode-bidi:isolate}
+.char{padding:0 .15em;border-radius:3px;background:#fef3c7;color:#92400e;
+font:.8em ui-monospace,monospace}
 .note{color:#6b7280;font-size:.875rem}
 .done{color:#15803d}
 .stop{color:#b91c1c}
@@ -48,6 +54,38 @@ HEADERS = {
 }
 
 
+# Characters that hide themselves or turn the text around them: controls, format characters
+# (direction marks, embeddings, overrides, isolates, zero-width), unassigned, private-use and
+# surrogate code points, line and paragraph separators; and the other default-ignorable ones
+# (Unicode's DerivedCoreProperties): fillers drawn as nothing, variation selectors.
+_HIDING_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
+
+
+def _hides(character: str) -> bool:
+    return (
+        unicodedata.category(character) in _HIDING_CATEGORIES
+        or _IGNORABLE.match(character) is not None
+    )
+
+
+def _text(value: str, *, marked: bool = True) -> str:
+    """``value`` as a page shows it, the one way every value (the callers' text above all:
+    run ids, signal names, step keys, errors, who decided) reaches a page: HTML escaped, and
+    each character that hides itself or reorders the text around it spelt as ``<U+XXXX>``,
+    so a page says what the link does. Marked as such, except where no markup may go (the
+    title)."""
+    shown = []
+    for character in escape(value):
+        if _hides(character):
+            code = f"&lt;U+{ord(character):04X}&gt;"
+            character = f'<span class="char">{code}</span>' if marked else code
+        shown.append(character)
+    return "".join(shown)
+
+
 def _when(instant: datetime | None) -> str:
     return "—" if instant is None else instant.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -58,13 +96,13 @@ def _page(title: str, body: str) -> str:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex">'
-        f"<title>{escape(title)} · flowsignals</title><style>{_STYLE}</style></head>"
+        f"<title>{_text(title, marked=False)} · flowsignals</title><style>{_STYLE}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
 
 
 def _details(rows: list[tuple[str, str]]) -> str:
-    items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in rows)
+    items = "".join(f"<dt>{_text(name)}</dt><dd>{_text(value)}</dd>" for name, value in rows)
     return f"<dl>{items}</dl>"
 
 
@@ -83,10 +121,10 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
         kind = "failure" if link.actions[approval.action].failure is not None else "payload"
         title = f"{label}?"
         body = (
-            f"<h1>{escape(title)}</h1>"
-            f"<p>Your answer <strong>{escape(label)}</strong> goes to the step"
-            f" <strong>{escape(step_key)}</strong> of the run"
-            f" <strong>{escape(link.run_id)}</strong>.</p>"
+            f"<h1>{_text(title)}</h1>"
+            f"<p>Your answer <strong>{_text(label)}</strong> goes to the step"
+            f" <strong>{_text(step_key)}</strong> of the run"
+            f" <strong>{_text(link.run_id)}</strong>.</p>"
             + _details(
                 [
                     *facts,
@@ -96,7 +134,7 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
                     ("Link works until", _when(link.expires_at)),
                 ]
             )
-            + f'<form method="post"><button type="submit" class="{kind}">{escape(label)}'
+            + f'<form method="post"><button type="submit" class="{kind}">{_text(label)}'
             "</button></form>"
             '<p class="note">Opening this page changed nothing: only the button sends'
             " your answer.</p>"
@@ -105,23 +143,23 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
         title = f"Done: {label}"
         again = " (recorded earlier: this click changed nothing)" if approval.replayed else ""
         body = (
-            f'<h1 class="done">{escape(title)}</h1>'
-            f"<p>The step <strong>{escape(step_key)}</strong> has your answer"
-            f"{escape(again)}.</p>" + _details([*facts, ("Step", step_key), *_who(approval)])
+            f'<h1 class="done">{_text(title)}</h1>'
+            f"<p>The step <strong>{_text(step_key)}</strong> has your answer"
+            f"{_text(again)}.</p>" + _details([*facts, ("Step", step_key), *_who(approval)])
         )
     elif outcome is Outcome.PENDING:
         title = f"Approved: {_tally(step)}"
         body = (
-            f'<h1 class="done">{escape(title)}</h1>'
-            f"<p>Your answer <strong>{escape(label)}</strong> is recorded. The step"
-            f" <strong>{escape(step_key)}</strong> waits for more approvals before it goes"
+            f'<h1 class="done">{_text(title)}</h1>'
+            f"<p>Your answer <strong>{_text(label)}</strong> is recorded. The step"
+            f" <strong>{_text(step_key)}</strong> waits for more approvals before it goes"
             " on.</p>" + _details([*facts, ("Step", step_key), ("Approvals so far", _tally(step))])
         )
     elif outcome is Outcome.NOT_ALLOWED:
         title = "Not yours to decide"
         body = (
-            f'<h1 class="stop">{escape(title)}</h1>'
-            f"<p>This link was made for <strong>{escape(approver)}</strong>, who is not"
+            f'<h1 class="stop">{_text(title)}</h1>'
+            f"<p>This link was made for <strong>{_text(approver)}</strong>, who is not"
             " among the people who may decide the step waiting for it. Nothing was"
             " changed.</p>" + _details(facts)
         )
@@ -129,16 +167,16 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
         title = "Already decided"
         decision = approval.decision() or "decided"
         body = (
-            f'<h1 class="stop">{escape(title)}</h1>'
-            f"<p>The step <strong>{escape(step_key)}</strong> already has an answer:"
-            f" <strong>{escape(decision)}</strong>. Nothing was changed.</p>"
+            f'<h1 class="stop">{_text(title)}</h1>'
+            f"<p>The step <strong>{_text(step_key)}</strong> already has an answer:"
+            f" <strong>{_text(decision)}</strong>. Nothing was changed.</p>"
             + _details([*facts, ("Step", step_key), ("Decided", decision), *_who(approval)])
         )
     elif outcome is Outcome.STEP_EXPIRED:
         title = "Too late"
         body = (
-            f'<h1 class="stop">{escape(title)}</h1>'
-            f"<p>The step <strong>{escape(step_key)}</strong> stopped waiting for an answer."
+            f'<h1 class="stop">{_text(title)}</h1>'
+            f"<p>The step <strong>{_text(step_key)}</strong> stopped waiting for an answer."
             " Nothing was changed.</p>"
             + _details(
                 [
@@ -151,8 +189,8 @@ def approval_page(approval: Approval) -> tuple[HTTPStatus, str]:
     else:
         title = "Nothing to decide"
         body = (
-            f'<h1 class="stop">{escape(title)}</h1>'
-            f"<p>No step of the run <strong>{escape(link.run_id)}</strong> waits for this"
+            f'<h1 class="stop">{_text(title)}</h1>'
+            f"<p>No step of the run <strong>{_text(link.run_id)}</strong> waits for this"
             " answer now. If the run has not reached the step yet, open this link again"
             " later.</p>" + _details([*facts, ("Link works until", _when(link.expires_at))])
         )
@@ -175,7 +213,7 @@ def _tally(step: FlowSignalWaiter | None) -> str:
 
 
 def _notice(status: HTTPStatus, title: str, words: str) -> tuple[HTTPStatus, str]:
-    return status, _page(title, f'<h1 class="stop">{escape(title)}</h1><p>{escape(words)}</p>')
+    return status, _page(title, f'<h1 class="stop">{_text(title)}</h1><p>{_text(words)}</p>')
 
 
 def bad_link_page() -> tuple[HTTPStatus, str]:

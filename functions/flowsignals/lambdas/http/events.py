@@ -32,6 +32,11 @@ class HttpApiResolver(APIGatewayHttpResolver):
     """Powertools' resolver, with API Gateway's decoded ``pathParameters`` as the authority for
     names: the matched path holds them percent-encoded (see ``normalize``)."""
 
+    def __init__(self, **options: Any) -> None:
+        # Never in Powertools' debug mode, whatever POWERTOOLS_DEV says: it prints each whole
+        # event (approval link tokens, payloads) and answers tracebacks.
+        super().__init__(**options, debug=False)
+
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         parameters = self.current_event.path_parameters or {}
         return {name: parameters.get(name, "") for name in match.groupdict()}

@@ -5,26 +5,11 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-PROBLEM_JSON = "application/problem+json"
+from flowsignals.lambdas.schemas import PROBLEM_JSON, Problem
+
 RETRY_AFTER_SECONDS = "1"
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem; 409 adds stepKey/deliveredAt, 410 stepKey/expiresAt."""
-
-    model_config = ConfigDict(defer_build=True)  # the OpenAPI document's, built at first use
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    code: str
-    stepKey: str | None = None
-    deliveredAt: str | None = None
-    expiresAt: str | None = None
-
 
 _TITLES = {
     "InvalidRequest": "Invalid request",
