@@ -28,7 +28,6 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 from moto.kms.utils import generate_private_key
-from xdist.scheduler import LoadGroupScheduling
 
 import dynamodb_local
 from flowsignals import DynamoDBFlowSignalStore, FlowSignalStore, InMemoryFlowSignalStore
@@ -36,26 +35,6 @@ from flowsignals.backends.aws import aws_session
 from flowsignals.lambdas import runtime
 from flowsignals.lambdas.settings import settings
 from flowsignals.testing import create_waiter_table
-
-# Tests that share an expensive fixture run on one pytest-xdist worker, which sets it up once:
-# the browser tests (Chromium and their servers) and the cost tests (a run crowded with 30 MB).
-# Every other test goes to whichever worker is free. (The xdist_group marker cannot say this:
-# pytest-xdist 3.8 adds its group to a field of the test's id that pytest 9.2 no longer reads.)
-SHARED_FIXTURE_GROUPS = ("tests/browser/", "tests/test_cost.py::")
-
-
-class _SharedFixtureScheduling(LoadGroupScheduling):
-    def _split_scope(self, nodeid: str) -> str:
-        groups = (group for group in SHARED_FIXTURE_GROUPS if nodeid.startswith(group))
-        return next(groups, None) or str(super()._split_scope(nodeid))
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadGroupScheduling | None:
-    """``--dist loadgroup`` (pyproject.toml's default), with SHARED_FIXTURE_GROUPS as groups."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    return _SharedFixtureScheduling(config, log)
-
 
 REQUIRE_DYNAMODB_LOCAL = os.environ.get("FLOWSIGNALS_REQUIRE_DYNAMODB_LOCAL") == "1"
 REGION = "us-east-1"

@@ -13,7 +13,8 @@ from flowsignals import DynamoDBFlowSignalStore
 from flowsignals.backends.dynamodb import DECISION_INDEX, SIGNAL_INDEX
 from flowsignals.testing import record_requests
 
-pytestmark = pytest.mark.dynamodb_local
+# One worker measures for the whole module: the crowded run takes seconds to fill.
+pytestmark = [pytest.mark.dynamodb_local, pytest.mark.xdist_group("cost")]
 
 
 @pytest.fixture(scope="module")

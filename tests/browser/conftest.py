@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -73,3 +74,13 @@ def local_server() -> Iterator[Callable[..., str]]:
             return started[key]
 
         yield start
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test in one xdist group (``--dist loadgroup``, pyproject.toml), so one
+    worker runs them all: one Chromium and one set of servers, not one per worker."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
