@@ -13,12 +13,14 @@ import json
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
-from pydantic import PlainValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, PlainValidator, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 MAX_NAME_LENGTH = 256
 MAX_PAYLOAD_BYTES = 262_144
@@ -76,6 +78,119 @@ def _name(value: str, max_length: int = MAX_NAME_LENGTH) -> str:
 
 def _string_schema(description: str, **constraints: Any) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "description": description, **constraints})
+
+
+# --- whole numbers ------------------------------------------------------------------------
+
+_ASCII_DIGITS = re.compile("[0-9]+")
+# More digits than any maximum has: such a text is out of range, whatever its value.
+_MOST_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """A count or a duration, 1 to ``maximum`` (None: no limit): one rule for every entrance.
+
+    In JSON it is JSON Schema's integer, a number whose value is whole however it is spelt
+    (``60``, ``60.0``, ``6e1``); a boolean, a text (``"60"``) or a fraction is refused, so a
+    typo is never read as a number. ``in_query`` is the same number as a query string's
+    text: plain ASCII digits, nothing else (no sign, space, point or exponent).
+    """
+
+    maximum: int | None
+    description: str
+    unit: str = ""  # "seconds"
+    span: str = ""  # what the maximum means, e.g. " (30 days)"
+
+    def validate(self, value: object) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            _reject("must be a whole number" + (f" of {self.unit}" if self.unit else ""))
+        if value < 1 or (self.maximum is not None and value > self.maximum):
+            self._out_of_range()
+        return value
+
+    def _out_of_range(self) -> NoReturn:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.maximum is None:
+            _reject(f"must be at least 1{unit}")
+        _reject(f"must be 1 to {self.maximum}{unit}{self.span}")
+
+    def read_text(self, value: object) -> int:
+        if not isinstance(value, str) or not _ASCII_DIGITS.fullmatch(value):
+            _reject("must be a whole number in plain ASCII digits 0-9")
+        digits = value.lstrip("0")
+        if len(digits) > _MOST_DIGITS:
+            self._out_of_range()
+        return self.validate(int(digits or "0"))
+
+    def json_schema(self) -> dict[str, Any]:
+        bounds = {"minimum": 1} | ({} if self.maximum is None else {"maximum": self.maximum})
+        return {"type": "integer", **bounds, "description": self.description}
+
+    def __get_pydantic_core_schema__(
+        self, source: object, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.validate)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.json_schema()
+
+    @property
+    def in_query(self) -> QueryWholeNumber:
+        return QueryWholeNumber(self)
+
+
+@dataclass(frozen=True)
+class QueryWholeNumber:
+    """A ``WholeNumber`` given as a query string's text; its OpenAPI schema is the exact
+    grammar, so a client never sends a text that is refused, whatever its language writes
+    for a number."""
+
+    number: WholeNumber
+
+    def json_schema(self) -> dict[str, Any]:
+        maximum = self.number.maximum
+        return {
+            "type": "string",
+            "pattern": "^0*[1-9][0-9]*$" if maximum is None else _one_to(maximum),
+            "description": f"{self.number.description}: a whole number"
+            + ("" if maximum is None else f" 1 to {maximum}")
+            + " in plain ASCII digits",
+        }
+
+    def __get_pydantic_core_schema__(
+        self, source: object, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        # Written as it is read (so the document's default is text too).
+        return core_schema.no_info_plain_validator_function(
+            self.number.read_text,
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.json_schema()
+
+
+def _one_to(maximum: int) -> str:
+    """The regular expression of the texts of 1 to ``maximum`` in ASCII digits (leading
+    zeros allowed): any shorter number, then each digit of the maximum in turn kept or
+    undercut, then the maximum itself."""
+    top = str(maximum)
+    forms = [f"[1-9][0-9]{{0,{len(top) - 2}}}"] if len(top) > 1 else []
+    for position, digit in enumerate(top):
+        lowest = 1 if position == 0 else 0
+        if int(digit) > lowest:
+            rest = len(top) - position - 1
+            below = f"[{lowest}-{int(digit) - 1}]" if int(digit) - 1 > lowest else str(lowest)
+            forms.append(top[:position] + below + (f"[0-9]{{{rest}}}" if rest else ""))
+    forms.append(top)
+    return f"^0*(?:{'|'.join(forms)})$"
 
 
 # --- names --------------------------------------------------------------------------------
@@ -299,14 +414,6 @@ def _caller_identities(value: object) -> tuple[str, ...]:
     return _unique([caller_identity(entry) for entry in value], "identity")
 
 
-def _quorum(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        _reject("must be a whole number")
-    if not 1 <= value <= MAX_QUORUM:
-        _reject(f"must be 1 to {MAX_QUORUM}")
-    return value
-
-
 def _identities_schema(most: int, description: str) -> WithJsonSchema:
     pattern = "^(email|sub|group|iam):[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     return WithJsonSchema(
@@ -338,18 +445,8 @@ CallerIdentities = Annotated[
         " approvers",
     ),
 ]
-Quorum = Annotated[
-    int,
-    PlainValidator(_quorum),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_QUORUM,
-            "description": "How many distinct deciders must approve (default 1)",
-        }
-    ),
-]
+QUORUM = WholeNumber(MAX_QUORUM, "How many distinct deciders must approve (default 1)")
+Quorum = Annotated[int, QUORUM]
 
 
 def reachable_quorum(quorum: int, deciders: object) -> int:
@@ -391,10 +488,6 @@ def _shown_text(value: object) -> str:
     return shown
 
 
-def _link_seconds(value: object) -> int:
-    return _whole_seconds(value, MAX_LINK_SECONDS, " (30 days)")
-
-
 ActionName = Annotated[
     str,
     PlainValidator(_action_name),
@@ -415,18 +508,13 @@ Approver = Annotated[
         pattern=_NO_CONTROL_PATTERN,
     ),
 ]
-LinkSeconds = Annotated[
-    int,
-    PlainValidator(_link_seconds),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_LINK_SECONDS,
-            "description": f"Seconds the links work (default {DEFAULT_LINK_SECONDS}, 3 days)",
-        }
-    ),
-]
+LINK_SECONDS = WholeNumber(
+    MAX_LINK_SECONDS,
+    f"Seconds the links work (default {DEFAULT_LINK_SECONDS}, 3 days)",
+    "seconds",
+    " (30 days)",
+)
+LinkSeconds = Annotated[int, LINK_SECONDS]
 
 # --- instants -----------------------------------------------------------------------------
 
@@ -455,25 +543,6 @@ def _deadline(value: object) -> datetime:
     return to_utc_ms(value)
 
 
-def _whole_seconds(value: object, maximum: int, span: str = "") -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        _reject("must be a whole number of seconds")
-    if not 1 <= value <= maximum:
-        _reject(f"must be 1 to {maximum} seconds{span}")
-    return value
-
-
-def _timeout_seconds(value: object) -> int:
-    return _whole_seconds(value, MAX_TIMEOUT_SECONDS)
-
-
-def _buffer_seconds(value: object) -> int:
-    # A query string's value is text: its digits are the number.
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 8:
-        value = int(value)
-    return _whole_seconds(value, MAX_BUFFER_SECONDS, " (30 days)")
-
-
 def _buffer_for(value: object) -> timedelta:
     if not isinstance(value, timedelta):
         _reject("must be a timedelta")
@@ -491,32 +560,28 @@ Deadline = Annotated[
         format="date-time",
     ),
 ]
-TimeoutSeconds = Annotated[
-    int,
-    PlainValidator(_timeout_seconds),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_TIMEOUT_SECONDS,
-            "description": "Seconds from now until the waiter expires",
-        }
-    ),
-]
+TIMEOUT_SECONDS = WholeNumber(
+    MAX_TIMEOUT_SECONDS, "Seconds from now until the waiter expires", "seconds"
+)
+TimeoutSeconds = Annotated[int, TIMEOUT_SECONDS]
+BUFFER_SECONDS = WholeNumber(
+    MAX_BUFFER_SECONDS,
+    "When no step waits yet, keep the signal this long (seconds) for the next one",
+    "seconds",
+    " (30 days)",
+)
+BufferSeconds = Annotated[int, BUFFER_SECONDS]
+BufferSecondsText = Annotated[int, BUFFER_SECONDS.in_query]
 
+# --- pages ----------------------------------------------------------------------------------
 
-BufferSeconds = Annotated[
-    int,
-    PlainValidator(_buffer_seconds),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_BUFFER_SECONDS,
-            "description": "When no step waits yet, keep the signal this long for the next one",
-        }
-    ),
-]
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+PAGE_LIMIT = WholeNumber(MAX_PAGE_SIZE, f"Waiters per page (default {DEFAULT_PAGE_SIZE})")
+PageLimit = Annotated[int, PAGE_LIMIT]
+PageLimitText = Annotated[int, PAGE_LIMIT.in_query]
+# The Python API's pages have no upper bound.
+StoreLimit = Annotated[int, WholeNumber(None, "At most this many waiters")]
 BufferFor = Annotated[timedelta, PlainValidator(_buffer_for)]
 
 

@@ -24,6 +24,7 @@ from flowsignals.core.models import (
     SignalFailure,
 )
 from flowsignals.core.values import (
+    DEFAULT_PAGE_SIZE,
     BufferSeconds,
     CallerIdentities,
     Deadline,
@@ -32,6 +33,7 @@ from flowsignals.core.values import (
     FailureCause,
     FailureError,
     IdempotencyKey,
+    PageLimit,
     PayloadValue,
     Quorum,
     RunId,
@@ -44,13 +46,6 @@ from flowsignals.core.values import (
     read_payload,
 )
 
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 50
-
-PageLimit = Annotated[
-    int,
-    Field(ge=1, le=MAX_PAGE_SIZE, description=f"Waiters per page (default {DEFAULT_PAGE_SIZE})"),
-]
 NextToken = Annotated[
     str,
     Field(

@@ -9,12 +9,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from flowsignals.core.values import SignalName
+from flowsignals.core.values import DEFAULT_PAGE_SIZE, PageLimitText, SignalName
 from flowsignals.lambdas.api.parameters import RunIdPath
 from flowsignals.lambdas.http.problems import ok, responses
 from flowsignals.lambdas.http.resolver import FunctionApi
 from flowsignals.lambdas.runtime import service
-from flowsignals.lambdas.schemas import DEFAULT_PAGE_SIZE, NextToken, PageLimit, WaiterPage
+from flowsignals.lambdas.schemas import NextToken, WaiterPage
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
 
@@ -32,7 +32,7 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 )
 def list_waiters(
     runId: RunIdPath,
-    limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE,
+    limit: Annotated[PageLimitText, Query()] = DEFAULT_PAGE_SIZE,
     nextToken: Annotated[NextToken | None, Query()] = None,
     signalName: Annotated[SignalName | None, Query()] = None,
 ) -> Response[str]:

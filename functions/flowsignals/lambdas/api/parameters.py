@@ -7,7 +7,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from flowsignals.core.values import BufferSeconds, IdempotencyKey, RunId, SignalName, StepKey
+from flowsignals.core.values import BufferSecondsText, IdempotencyKey, RunId, SignalName, StepKey
 
 RunIdPath = Annotated[RunId, Path(description="The run id (URL-encoded)")]
 StepKeyPath = Annotated[StepKey, Path(description="The step key (URL-encoded)")]
@@ -16,4 +16,4 @@ IdempotencyKeyHeader = Annotated[
     IdempotencyKey | None,
     Header(alias="Idempotency-Key", description="A retry with the same key delivers nothing more"),
 ]
-BufferSecondsQuery = Annotated[BufferSeconds | None, Query()]
+BufferSecondsQuery = Annotated[BufferSecondsText | None, Query()]
