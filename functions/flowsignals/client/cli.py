@@ -33,6 +33,7 @@ from flowsignals.core.values import (
     TIMEOUT_SECONDS,
     WholeNumber,
     format_timestamp,
+    read_date_time,
 )
 from flowsignals.lambdas.schemas import delivery_result_view, signal_view, waiter_view
 
@@ -95,15 +96,11 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _instant(text: str) -> datetime:
+    """A deadline, read as the API reads ``expiresAt`` (RFC 3339, with its offset)."""
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "must be an ISO-8601 date-time with a UTC offset, e.g. 2026-11-23T10:15:30Z"
-        ) from None
-    if value.utcoffset() is None:
-        raise argparse.ArgumentTypeError("must have a UTC offset, e.g. 2026-11-23T10:15:30Z")
-    return value
+        return read_date_time(text)
+    except PydanticCustomError as error:
+        raise argparse.ArgumentTypeError(error.message()) from None
 
 
 def _whole_number(number: WholeNumber) -> Callable[[str], int]:

@@ -24,6 +24,8 @@ from flowsignals.core.models import (
     SignalFailure,
 )
 from flowsignals.core.values import (
+    ABSENT,
+    ABSENT_OR_NULL,
     DEFAULT_PAGE_SIZE,
     BufferSeconds,
     CallerIdentities,
@@ -42,7 +44,9 @@ from flowsignals.core.values import (
     TaskToken,
     TimeoutSeconds,
     format_timestamp,
+    not_both,
     reachable_quorum,
+    reachable_quorum_schema,
     read_payload,
 )
 
@@ -67,6 +71,16 @@ class RequestModel(BaseModel):
 class RegisterWaiterBody(RequestModel):
     """The body of ``PUT /runs/{runId}/waiters/{stepKey}``. A task token is not accepted
     here: anyone able to call the API could otherwise complete any task of the account."""
+
+    # The rules across fields, in the OpenAPI document as the validators below enforce them.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                not_both(expiresAt=ABSENT_OR_NULL, timeoutSeconds=ABSENT_OR_NULL),
+                reachable_quorum_schema(),
+            ]
+        }
+    )
 
     signalName: SignalName
     expiresAt: Deadline | None = None
@@ -123,6 +137,9 @@ class FailureBody(RequestModel):
 
 class PayloadOrFailure(RequestModel):
     """What delivers a payload (its subclass's ``payload`` field) or a failure, not both."""
+
+    # A payload given as null is a payload (null); a null failure is none.
+    model_config = ConfigDict(json_schema_extra=not_both(payload=ABSENT, failure=ABSENT_OR_NULL))
 
     failure: FailureBody | None = None
 

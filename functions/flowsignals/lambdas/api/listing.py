@@ -21,6 +21,7 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 
 @router.get(
     "/runs/<runId>/waiters",
+    operation_id="listWaiters",
     summary="The waiters of a run (or of one signal), oldest first, a page at a time",
     description=(
         "With signalName, only the waiters of that signal name, read from the table's"
