@@ -121,6 +121,22 @@ def test_unknown_routes_and_methods_are_answered_as_api_gateway_does(base_url: s
         assert (status, body) == (404, {"message": "Not Found"}), (method, path)
 
 
+def test_local_authorization_stands_in_for_iam_on_the_iam_routes_only() -> None:
+    with running_local_server(LOCAL_AUTHORIZATION="AWS4-HMAC-SHA256 stand-in") as base:
+        listing = f"/runs/{uuid4()}/waiters"
+        for headers in ({}, {"Authorization": "AWS4-HMAC-SHA256 another"}):
+            status, _, body = request(base, "GET", listing, **headers)
+            assert (status, body) == (403, {"message": "Forbidden"}), headers
+        signed = request(base, "GET", listing, Authorization="AWS4-HMAC-SHA256 stand-in")
+        assert signed[0] == 200
+        # The approval pages have no authorizer: the token is the credential.
+        page = urllib.request.Request(base + "/approvals/not-a-token")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(page, timeout=10)
+        assert refused.value.code == 403
+        assert refused.value.headers["Content-Type"].startswith("text/html")
+
+
 def test_the_route_table_is_the_templates() -> None:
     routes = {route.route_key: route.handler for route in load_routes()}
     assert set(routes) == set(http_routes())
