@@ -220,8 +220,12 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if raw:
             with contextlib.suppress(UnicodeDecodeError):  # text goes as text; anything else base64
                 body = raw.decode("utf-8")
-        # Repeated headers arrive joined with ",", as API Gateway joins them.
-        headers = {name.lower(): ",".join(self.headers.get_all(name, [])) for name in self.headers}
+        # Repeated headers arrive joined with ",", as API Gateway joins them, each value
+        # without its surrounding spaces and tabs (RFC 9110 §5.5: they are not part of it).
+        headers = {
+            name.lower(): ",".join(value.strip(" \t") for value in self.headers.get_all(name, []))
+            for name in self.headers
+        }
         event = http_api_event(
             route.route_key, parameters, body=body, headers=headers, raw_query_string=target.query
         )

@@ -657,6 +657,9 @@ def test_the_cli_reads_a_payload_from_a_file(
         (["deliver", "run", "go", "--payload", "{not json"], 2, "I-JSON"),
         (["register", "run", "step"], 2, "SIGNAL"),
         (["register", "run", "s", "go", "--expires-at", "2030-01-01T00:00:00"], 2, "offset"),
+        # read as the API reads expiresAt: RFC 3339, nothing looser
+        (["register", "run", "s", "go", "--expires-at", "2030-01-01 00:00:00Z"], 2, "RFC 3339"),
+        (["register", "run", "s", "go", "--expires-at", "2030-01-01T00:00+02:00"], 2, "RFC 3339"),
         (["deliver", "run", "go", "--buffer-seconds", "0"], 2, "1 to 2592000 seconds"),
         # whole numbers are read as the API reads a query string's: plain ASCII digits
         (["deliver", "run", "go", "--buffer-seconds", " 7 "], 2, "plain ASCII digits"),

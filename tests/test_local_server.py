@@ -314,6 +314,25 @@ def test_repeated_headers_reach_the_handler_joined_with_commas(base_url: str) ->
     assert status == 200 and body["replayed"] is True
 
 
+def test_a_header_value_s_surrounding_whitespace_is_dropped(base_url: str) -> None:
+    run = uuid4()
+    register = json.dumps({"signalName": "go"})
+    assert request(base_url, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
+
+    def deliver(key: str) -> tuple[int, Any]:
+        data = (
+            f"POST /runs/{run}/signals/go HTTP/1.1\r\nHost: x\r\n"
+            f"Idempotency-Key: {key}\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        status, _, body = raw_request(base_url, data.encode())
+        return status, body
+
+    assert deliver("\t k \t")[1]["replayed"] is False
+    assert deliver("k")[1]["replayed"] is True  # the same key, as API Gateway passes it
+    status, body = deliver("   ")  # no key at all once its spaces are dropped
+    assert (status, body["detail"]) == (400, "Idempotency-Key: must be 1 to 128 characters, got 0")
+
+
 def test_concurrent_deliveries_on_embedded_dynamodb_deliver_once() -> None:
     clients = 16
     with running_local_server() as base, ThreadPoolExecutor(clients) as pool:

@@ -389,16 +389,18 @@ IdempotencyKey = Annotated[
         pattern="^[\\x20-\\x7e]+$",
     ),
 ]
-# HTTP drops a header value's surrounding spaces: one of only spaces arrives empty.
+# HTTP drops a header value's surrounding spaces and tabs (they are not part of it): the
+# key is what is left, and one of only spaces arrives empty.
 HeaderIdempotencyKey = Annotated[
     str,
     PlainValidator(_idempotency_key),
     _string_schema(
         "A retry with the same key is answered as the first delivery, never delivered twice;"
-        " printable ASCII, not only spaces",
-        minLength=1,
-        maxLength=MAX_IDEMPOTENCY_KEY_LENGTH,
-        pattern="^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$",
+        f" 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters once surrounding"
+        " spaces and tabs are dropped",
+        pattern="^[ \\t]*[\\x21-\\x7e](?:[\\x20-\\x7e]{0,"
+        + str(MAX_IDEMPOTENCY_KEY_LENGTH - 2)
+        + "}[\\x21-\\x7e])?[ \\t]*$",
     ),
 ]
 TaskToken = Annotated[

@@ -51,7 +51,9 @@ class MintLinksBody(RequestModel):
             Field(
                 min_length=1,
                 max_length=MAX_ACTIONS,
-                description="Default: approve, reject",
+                description="Default: approve, reject. Together, as stored, at most"
+                f" {MAX_ACTIONS_BYTES} bytes of UTF-8 (ten actions with long failure causes"
+                " are refused: a sum no schema can state)",
                 # Each name is one of ActionName's (its patternProperties), nothing else.
                 json_schema_extra={"additionalProperties": False},
             ),
