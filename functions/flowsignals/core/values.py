@@ -273,11 +273,7 @@ class QueryWholeNumber:
     def __get_pydantic_core_schema__(
         self, source: object, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        # Written as it is read (so the document's default is text too).
-        return core_schema.no_info_plain_validator_function(
-            self.number.read_text,
-            serialization=core_schema.plain_serializer_function_ser_schema(str),
-        )
+        return core_schema.no_info_plain_validator_function(self.number.read_text)
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler

@@ -33,11 +33,12 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 )
 def list_waiters(
     runId: RunIdPath,
-    limit: Annotated[PageLimitText, Query()] = DEFAULT_PAGE_SIZE,
+    # Absent is the default: the parameter is text, so the document shows no number for it.
+    limit: Annotated[PageLimitText | None, Query()] = None,
     nextToken: Annotated[NextToken | None, Query()] = None,
     signalName: Annotated[SignalName | None, Query()] = None,
 ) -> Response[str]:
-    return ok(service().list_page(runId, limit, nextToken, signalName))
+    return ok(service().list_page(runId, limit or DEFAULT_PAGE_SIZE, nextToken, signalName))
 
 
 api = FunctionApi(router)
