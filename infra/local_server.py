@@ -5,7 +5,10 @@ Routes come from template.yaml's HttpApi events. Each request becomes an API Gat
 the real handler in-process; its answer becomes the HTTP response. DynamoDB is embedded (moto)
 unless DYNAMODB_ENDPOINT names one (DynamoDB Local, or AWS); the table is created if missing.
 Bodies are read however framed (Content-Length or chunked); a malformed request is answered 400
-{"message": "Bad Request"}, as API Gateway answers it. IAM auth is not enforced locally.
+{"message": "Bad Request"}, as API Gateway answers it. IAM auth is not enforced locally; with
+LOCAL_AUTHORIZATION set, a stand-in for it answers a request to an IAM route whose Authorization
+header is not exactly that value 403 {"message": "Forbidden"}, as API Gateway answers an unsigned
+or badly signed one (for tests and fuzzers).
 Approval links are signed with a key made at start (LINK_KEY, unless set) and point here.
 
 CORS_ALLOW_ORIGINS (comma-separated; unset or empty: no CORS, the template's default) turns on
@@ -47,6 +50,7 @@ from template_yaml import (
 
 TABLE_NAME = "flowsignals-local"
 NOT_FOUND = json.dumps({"message": "Not Found"}).encode()
+APPLICATION_JSON = {"Content-Type": "application/json"}
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload quota: a larger body is 413 there too
 MAX_LINE = 65536  # of a chunk-size or trailer line, as http.server bounds header lines
 MAX_TRAILERS = 100
@@ -73,6 +77,7 @@ class Route:
     template: str  # e.g. /runs/{runId}/waiters/{stepKey}
     handler: Callable[[dict[str, Any], Any], dict[str, Any]]
     cors: bool = False  # its API has a CorsConfiguration
+    iam: bool = False  # its API is the AWS_IAM-authorized HttpApi
 
     @property
     def route_key(self) -> str:
@@ -147,11 +152,13 @@ class Cors:
 
 def load_routes() -> list[Route]:
     with_cors = {route for api in apis_with_cors() for route in route_functions(api)}
+    with_iam = set(route_functions("HttpApi"))
     routes = []
     for route_key, (module, function) in http_routes().items():
         method, _, template = route_key.partition(" ")
         handler = getattr(importlib.import_module(module), function)
-        routes.append(Route(method, template, handler, cors=route_key in with_cors))
+        cors, iam = route_key in with_cors, route_key in with_iam
+        routes.append(Route(method, template, handler, cors=cors, iam=iam))
     return routes
 
 
@@ -163,6 +170,7 @@ class _Server(ThreadingHTTPServer):
 class _ApiHandler(BaseHTTPRequestHandler):
     routes: ClassVar[list[Route]] = []
     cors: ClassVar[Cors | None] = None
+    authorization: ClassVar[str | None] = None  # LOCAL_AUTHORIZATION
     # Held around each handler call: the handlers run as Lambda runs them, one invocation per
     # process at a time (Powertools' resolver keeps the current request in module state), and
     # embedded moto is not atomic under threads (two conditional writes could both succeed).
@@ -198,17 +206,26 @@ class _ApiHandler(BaseHTTPRequestHandler):
             if parameters is not None:
                 break
         else:
-            headers = {"Content-Type": "application/json"}
+            headers = APPLICATION_JSON
             if not self._on_an_api_without_cors(target.path):
                 headers = self._with_cors(headers)
             self._send(404, headers, NOT_FOUND)
+            return
+        signed = self.headers.get("Authorization") == self.authorization
+        if route.iam and self.authorization and not signed:
+            forbidden = json.dumps({"message": "Forbidden"}).encode()
+            self._send(HTTPStatus.FORBIDDEN, self._with_cors(APPLICATION_JSON), forbidden)
             return
         body: str | bytes | None = raw or None
         if raw:
             with contextlib.suppress(UnicodeDecodeError):  # text goes as text; anything else base64
                 body = raw.decode("utf-8")
-        # Repeated headers arrive joined with ",", as API Gateway joins them.
-        headers = {name.lower(): ",".join(self.headers.get_all(name, [])) for name in self.headers}
+        # Repeated headers arrive joined with ",", as API Gateway joins them, each value
+        # without its surrounding spaces and tabs (RFC 9110 §5.5: they are not part of it).
+        headers = {
+            name.lower(): ",".join(value.strip(" \t") for value in self.headers.get_all(name, []))
+            for name in self.headers
+        }
         event = http_api_event(
             route.route_key, parameters, body=body, headers=headers, raw_query_string=target.query
         )
@@ -384,11 +401,13 @@ def main() -> None:
     with server, dynamodb(endpoint) as description:
         _ApiHandler.routes = load_routes()
         _ApiHandler.cors = cors = Cors.from_template(os.environ.get("CORS_ALLOW_ORIGINS", ""))
+        _ApiHandler.authorization = os.environ.get("LOCAL_AUTHORIZATION") or None
         run = "3f2b8c1e-7d4a-4b9e-9c55-0a1b2c3d4e5f"
         print(f"flowsignals HTTP API listening on {base}", flush=True)
         print(f"  routes from template.yaml: {', '.join(r.route_key for r in _ApiHandler.routes)}")
         print(f"  DynamoDB: {description}")
-        print("  IAM auth (AWS_IAM on every deployed route) is NOT enforced locally.")
+        stand_in = " (a stand-in: LOCAL_AUTHORIZATION)" if _ApiHandler.authorization else ""
+        print(f"  IAM auth (AWS_IAM on every deployed route) is NOT enforced locally{stand_in}.")
         if cors is None:
             print("  CORS: off (CORS_ALLOW_ORIGINS=https://dashboard.example.com,... turns it on)")
         else:

@@ -293,7 +293,6 @@ BAD_REGISTER_BODIES = [
     ("zero timeout", {"signalName": "go", "timeoutSeconds": 0}),
     ("negative timeout", {"signalName": "go", "timeoutSeconds": -5}),
     ("fractional timeout", {"signalName": "go", "timeoutSeconds": 1.5}),
-    ("float timeout", {"signalName": "go", "timeoutSeconds": 5.0}),
     ("string timeout", {"signalName": "go", "timeoutSeconds": "5"}),
     ("boolean timeout", {"signalName": "go", "timeoutSeconds": True}),
     ("huge timeout", {"signalName": "go", "timeoutSeconds": 10**30}),
@@ -329,6 +328,32 @@ def test_register_bodies_that_are_not_a_json_object_are_400(
 ) -> None:
     answer = api(REGISTER, {"runId": run, "stepKey": "s"}, body=raw_body, headers=JSON_HEADERS)
     assert_problem(answer, 400, "InvalidRequest")
+
+
+OBJECT_BODIES = [
+    (REGISTER, {"stepKey": "s"}, '[{"signalName": "go"}]'),
+    (REGISTER, {"stepKey": "s"}, '[{"signalName": "go"}, 5]'),
+    (FAILURE, {"signalName": "go"}, '[{"error": "Rejected"}]'),
+    ("POST /runs/{runId}/signals/{signalName}/links", {"signalName": "go"}, '[{"approver": "a"}]'),
+    ("POST /runs/{runId}/signals/{signalName}/links", {"signalName": "go"}, "[null]"),
+]
+
+
+@pytest.mark.parametrize(("route", "names", "raw_body"), OBJECT_BODIES)
+def test_an_array_is_never_read_as_the_object_it_holds(
+    links: Any, route: str, names: dict[str, str], raw_body: str
+) -> None:
+    run = str(uuid4())
+    register(call_route, run, "s", signalName="go")
+    answer = call_route(route, {"runId": run, **names}, body=raw_body, headers=JSON_HEADERS)
+    assert_problem(answer, 400, "InvalidRequest")
+    assert call_route(GET, {"runId": run, "stepKey": "s"}).json["state"] == "Waiting"
+
+
+def test_an_array_payload_is_delivered_whole(api: Callable[..., Answer], run: str) -> None:
+    register(api, run, "s", signalName="go")
+    assert deliver(api, run, "go", '[{"a": 1}, 2]').status == 200
+    assert api(GET, {"runId": run, "stepKey": "s"}).json["payload"] == [{"a": 1}, 2]
 
 
 def test_a_bad_step_key_is_400(api: Callable[..., Answer], run: str) -> None:

@@ -121,6 +121,22 @@ def test_unknown_routes_and_methods_are_answered_as_api_gateway_does(base_url: s
         assert (status, body) == (404, {"message": "Not Found"}), (method, path)
 
 
+def test_local_authorization_stands_in_for_iam_on_the_iam_routes_only() -> None:
+    with running_local_server(LOCAL_AUTHORIZATION="AWS4-HMAC-SHA256 stand-in") as base:
+        listing = f"/runs/{uuid4()}/waiters"
+        for headers in ({}, {"Authorization": "AWS4-HMAC-SHA256 another"}):
+            status, _, body = request(base, "GET", listing, **headers)
+            assert (status, body) == (403, {"message": "Forbidden"}), headers
+        signed = request(base, "GET", listing, Authorization="AWS4-HMAC-SHA256 stand-in")
+        assert signed[0] == 200
+        # The approval pages have no authorizer: the token is the credential.
+        page = urllib.request.Request(base + "/approvals/not-a-token")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(page, timeout=10)
+        assert refused.value.code == 403
+        assert refused.value.headers["Content-Type"].startswith("text/html")
+
+
 def test_the_route_table_is_the_templates() -> None:
     routes = {route.route_key: route.handler for route in load_routes()}
     assert set(routes) == set(http_routes())
@@ -296,6 +312,25 @@ def test_repeated_headers_reach_the_handler_joined_with_commas(base_url: str) ->
         base_url, "POST", f"/runs/{run}/signals/go", "{}", **{"Idempotency-Key": "a,b"}
     )
     assert status == 200 and body["replayed"] is True
+
+
+def test_a_header_value_s_surrounding_whitespace_is_dropped(base_url: str) -> None:
+    run = uuid4()
+    register = json.dumps({"signalName": "go"})
+    assert request(base_url, "PUT", f"/runs/{run}/waiters/s", register)[0] == 200
+
+    def deliver(key: str) -> tuple[int, Any]:
+        data = (
+            f"POST /runs/{run}/signals/go HTTP/1.1\r\nHost: x\r\n"
+            f"Idempotency-Key: {key}\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        status, _, body = raw_request(base_url, data.encode())
+        return status, body
+
+    assert deliver("\t k \t")[1]["replayed"] is False
+    assert deliver("k")[1]["replayed"] is True  # the same key, as API Gateway passes it
+    status, body = deliver("   ")  # no key at all once its spaces are dropped
+    assert (status, body["detail"]) == (400, "Idempotency-Key: must be 1 to 128 characters, got 0")
 
 
 def test_concurrent_deliveries_on_embedded_dynamodb_deliver_once() -> None:

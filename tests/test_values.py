@@ -3,16 +3,19 @@ the field, and writes nothing; every value at a limit is accepted. Run against e
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import pytest
+from test_http import DELIVER, LIST, REGISTER, Answer
 
-from conftest import Backend, FakeClock
+from conftest import TABLE_NAME, Backend, FakeClock
 from flowsignals import (
     FlowSignalError,
     FlowSignalStore,
@@ -20,7 +23,9 @@ from flowsignals import (
     PayloadTooLarge,
     SignalDeliveryStatus,
 )
-from flowsignals.testing import record_requests
+from flowsignals.core.values import parse_timestamp
+from flowsignals.testing import FakeLambdaContext, http_api_event, record_requests
+from template_yaml import load_handler
 
 # Fixed, not uuid4(): the ids of the cases below must be the same in every xdist worker.
 RUN = UUID("21d9dbf5-0fe0-4ea9-a19b-5e66f7e12542")
@@ -301,3 +306,151 @@ def test_payloads_at_the_edges_of_i_json_are_accepted_and_read_back(
     stored = store.get_waiter(run, "s")
     assert stored is not None and stored.payload_json == payload
     assert json.loads(stored.payload_json) == json.loads(payload)
+
+
+# --- whole numbers: one rule for every field ----------------------------------------------
+# JSON Schema's integer: any JSON number whose value is whole, however spelt (60, 60.0, 6e1);
+# never a boolean, a string or a fraction. A query string is text: plain ASCII digits only.
+
+
+def spellings(whole: int) -> list[str]:
+    """JSON number texts of one whole number."""
+    return [str(whole), f"{whole}.0", f"{whole}e0", f"{whole * 10}e-1", f"{whole / 10}E1"]
+
+
+NOT_WHOLE_NUMBERS = ["true", "false", '"5"', '" 7 "', '"+5"', '"1_0"', "5.5", "1e-3", "[5]", "{}"]
+WHOLE_NUMBER_FIELDS = {
+    # field: (a whole number inside its range, its range)
+    "timeoutSeconds": (60, (1, 31_536_000)),
+    "quorum": (2, (1, 10)),
+    "expiresInSeconds": (60, (1, 2_592_000)),
+    "limit": (5, (1, 100)),
+    "bufferSeconds": (60, (1, 2_592_000)),
+}
+TWO_DECIDERS = ["sub:a", "sub:b"]
+handler = functools.cache(load_handler)  # read from template.yaml once, not per call
+
+
+def call_route(route: str, parameters: dict[str, str], **request: Any) -> Answer:
+    return Answer(handler(route)(http_api_event(route, parameters, **request), FakeLambdaContext()))
+
+
+LINKS = "POST /runs/{runId}/signals/{signalName}/links"
+
+
+def _out_of_range(field: str) -> list[str]:
+    low, high = WHOLE_NUMBER_FIELDS[field][1]
+    return [str(low - 1), f"{low - 1}.0", str(high + 1), f"{high + 1}.0", "-1", "1e300"]
+
+
+def _register_body(field: str, literal: str) -> str:
+    deciders = ', "deciders": ["sub:a", "sub:b"]' if field == "quorum" else ""
+    return f'{{"signalName": "go"{deciders}, "{field}": {literal}}}'
+
+
+def _http_body_answer(field: str, literal: str) -> Answer:
+    """The answer to a JSON body holding ``literal`` as the field's value, as sent."""
+    run = str(uuid4())
+    if field == "expiresInSeconds":
+        route, parameters = LINKS, {"runId": run, "signalName": "go"}
+        body = f'{{"{field}": {literal}}}'
+    else:
+        route, parameters = REGISTER, {"runId": run, "stepKey": "s"}
+        body = _register_body(field, literal)
+    return call_route(route, parameters, body=body, headers={"Content-Type": "application/json"})
+
+
+def _direct(field: str, literal: str) -> Any:
+    """The direct invocation of the field's function with ``literal`` read as JSON."""
+    run = str(uuid4())
+    value = json.loads(literal)
+    function, event = {
+        "timeoutSeconds": ("RegisterFunction", {"stepKey": "s", "signalName": "go"}),
+        "quorum": (
+            "RegisterFunction",
+            {"stepKey": "s", "signalName": "go", "deciders": TWO_DECIDERS},
+        ),
+        "expiresInSeconds": ("LinksFunction", {"signalName": "go"}),
+        "limit": ("ListFunction", {}),
+        "bufferSeconds": ("DeliverFunction", {"signalName": "go"}),
+    }[field]
+    return handler(function)({"runId": run, **event, field: value}, FakeLambdaContext())
+
+
+BODY_FIELDS = ["timeoutSeconds", "quorum", "expiresInSeconds"]
+
+
+@pytest.mark.parametrize("field", BODY_FIELDS)
+def test_every_spelling_of_a_whole_number_is_accepted_in_a_json_body(
+    links: Any, field: str
+) -> None:
+    whole = WHOLE_NUMBER_FIELDS[field][0]
+    for literal in spellings(whole):
+        answer = _http_body_answer(field, literal)
+        assert answer.status == 200, (literal, answer.text)
+        if field == "quorum":
+            assert answer.json["quorum"] == whole
+        elif field == "timeoutSeconds":
+            created, expires = (parse_timestamp(answer.json[k]) for k in ("createdAt", "expiresAt"))
+            # created and counted from the request, each at its own millisecond
+            assert abs(expires - created - timedelta(seconds=whole)) < timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("field", BODY_FIELDS)
+def test_anything_but_a_whole_number_in_range_is_400_in_a_json_body(links: Any, field: str) -> None:
+    for literal in NOT_WHOLE_NUMBERS + _out_of_range(field):
+        answer = _http_body_answer(field, literal)
+        assert answer.status == 400, (literal, answer.text)
+        assert answer.json["detail"].startswith(f"{field}: "), answer.json["detail"]
+    assert links.scan(TableName=TABLE_NAME)["Items"] == []
+
+
+@pytest.mark.parametrize("field", list(WHOLE_NUMBER_FIELDS))
+def test_direct_invocation_takes_the_same_whole_numbers(links: Any, field: str) -> None:
+    for literal in spellings(WHOLE_NUMBER_FIELDS[field][0]):
+        assert _direct(field, literal) is not None, literal
+    for literal in NOT_WHOLE_NUMBERS + _out_of_range(field):
+        with pytest.raises(InvalidSignalRequest, match=f"^{field}: "):
+            _direct(field, literal)
+
+
+QUERY_TEXTS_REFUSED = ["+5", "-5", " 7 ", "7 ", "1_0", "5.0", "1e1", "0x5", "true", ""]
+QUERY_TEXTS_REFUSED += ["\u0665", "\u00b2", "\uff15", "5\n"]  # Arabic-Indic, superscript, wide
+
+
+def _query_answer(field: str, text: str) -> Answer:
+    run = str(uuid4())
+    query = f"{field}={quote(text)}"
+    if field == "limit":
+        return call_route(LIST, {"runId": run}, raw_query_string=query)
+    return call_route(DELIVER, {"runId": run, "signalName": "go"}, raw_query_string=query)
+
+
+@pytest.mark.parametrize("field", ["limit", "bufferSeconds"])
+def test_a_query_whole_number_is_plain_ascii_digits(fresh_runtime: Any, field: str) -> None:
+    low, high = WHOLE_NUMBER_FIELDS[field][1]
+    for text in [str(low), str(high), "05", "0" * 300 + "5"]:
+        answer = _query_answer(field, text)
+        assert answer.status in (200, 202), (text, answer.text)
+    for text in [*QUERY_TEXTS_REFUSED, str(low - 1), str(high + 1), "9" * 5000]:
+        answer = _query_answer(field, text)
+        assert answer.status == 400, (text, answer.text)
+        assert answer.json["detail"].startswith(f"{field}: "), answer.json["detail"]
+
+
+def test_the_python_api_takes_the_same_whole_numbers(backend: Backend, run_id: UUID) -> None:
+    store = backend.store
+    assert store.register_waiter(run_id, "q", "go", deciders=TWO_DECIDERS, quorum=2.0).quorum == 2
+    assert len(store.list_waiters_page(run_id, limit=1.0)) == 1
+    for bad in (True, False, "2", 2.5, None):
+        assert_rejected(
+            backend,
+            run_id,
+            lambda bad=bad: store.register_waiter(
+                run_id, "q2", "go", deciders=TWO_DECIDERS, quorum=bad
+            ),
+            "quorum",
+        )
+        assert_rejected(
+            backend, run_id, lambda bad=bad: store.list_waiters_page(run_id, limit=bad), "limit"
+        )

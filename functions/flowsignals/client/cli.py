@@ -12,6 +12,7 @@ from typing import Any
 
 import botocore.session
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from flowsignals.client.client import (
     DEFAULT_MAX_RETRIES,
@@ -35,7 +36,17 @@ from flowsignals.core.errors import (
 )
 from flowsignals.core.links import LinkAction
 from flowsignals.core.models import SignalDeliveryStatus, SignalFailure
-from flowsignals.core.values import Deadline, NotIJson, format_timestamp, parse_i_json
+from flowsignals.core.values import (
+    BUFFER_SECONDS,
+    LINK_SECONDS,
+    QUORUM,
+    TIMEOUT_SECONDS,
+    Deadline,
+    NotIJson,
+    WholeNumber,
+    format_timestamp,
+    parse_i_json,
+)
 from flowsignals.lambdas.approvals.schemas import MintLinksBody
 from flowsignals.lambdas.schemas import delivery_result_view, signal_view, waiter_view
 
@@ -144,14 +155,16 @@ def _option(kind: Any, where: str = "") -> Callable[[str], Any]:
     return read
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a whole number of seconds") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _whole_number(number: WholeNumber) -> Callable[[str], int]:
+    """An option's whole number, read as the API reads a query string's (plain digits)."""
+
+    def read(text: str) -> int:
+        try:
+            return number.read_text(text)
+        except PydanticCustomError as error:
+            raise argparse.ArgumentTypeError(error.message()) from None
+
+    return read
 
 
 def _emit(value: Any) -> None:
@@ -310,7 +323,7 @@ def _delivery_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--buffer-seconds",
-        type=_positive_int,
+        type=_whole_number(BUFFER_SECONDS),
         metavar="N",
         help="when no step waits for the signal yet, keep it up to N seconds (30 days at most)"
         " for the next step of the run that registers for it (answered Buffered)",
@@ -375,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     register.add_argument(
         "--quorum",
-        type=_positive_int,
+        type=_whole_number(QUORUM),
         default=1,
         metavar="N",
         help="how many distinct deciders must approve (1-10, default 1)",
@@ -386,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     deadline = register.add_mutually_exclusive_group()
     deadline.add_argument(
         "--timeout-seconds",
-        type=_positive_int,
+        type=_whole_number(TIMEOUT_SECONDS),
         metavar="N",
         help="the waiter expires N seconds from now (at most 31536000)",
     )
@@ -503,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--approver", help="who decides: shown on the page, recorded as deliveredBy")
     link.add_argument(
         "--expires-in-seconds",
-        type=_positive_int,
+        type=_whole_number(LINK_SECONDS),
         metavar="N",
         help="the links work N seconds (default 259200: 3 days; at most 2592000)",
     )

@@ -70,14 +70,20 @@ from flowsignals.core.models import (
     SignalFailure,
 )
 from flowsignals.core.store import WaiterPosition, as_the_rule_reads
-from flowsignals.core.values import NotIJson, format_timestamp, parse_i_json, parse_timestamp
+from flowsignals.core.values import (
+    MAX_PAGE_SIZE,
+    NotIJson,
+    format_timestamp,
+    parse_i_json,
+    parse_timestamp,
+)
 from flowsignals.lambdas.approvals.schemas import LinksView, MintLinksBody
 from flowsignals.lambdas.paging import encode_token
 from flowsignals.lambdas.schemas import (
-    MAX_PAGE_SIZE,
     PROBLEM_JSON,
     BufferedView,
     DeliveredView,
+    GatewayMessage,
     PendingView,
     Problem,
     RegisterWaiterBody,
@@ -335,16 +341,8 @@ class _Answer:
         problem = self.problem
         if problem is not None:
             return problem.detail
-        gateway = self.read(self.status, _GatewayAnswer)
+        gateway = self.read(self.status, GatewayMessage)
         return None if gateway is None else gateway.message
-
-
-class _GatewayAnswer(BaseModel):
-    """API Gateway's own answer to a request it refuses (no route, IAM, throttling)."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    message: str
 
 
 class _Unreachable(Exception):

@@ -1,15 +1,13 @@
 """Each store operation's arguments, checked by every backend before any I/O (so a rejected
 request writes nothing), and the one way a pydantic error becomes ``InvalidSignalRequest``."""
 
-from typing import Annotated, Self, TypeVar
+from typing import Self, TypeVar
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    Field,
     StrictBool,
-    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,6 +30,7 @@ from flowsignals.core.values import (
     RunId,
     SignalName,
     StepKey,
+    StoreLimit,
     TaskToken,
     assumed_role,
     reachable_quorum,
@@ -164,7 +163,7 @@ def check_signal(run_id: object, signal_name: object) -> SignalArguments:
 
 
 class Page(RunArguments):
-    limit: Annotated[StrictInt, Field(ge=1)]
+    limit: StoreLimit
     after: tuple[AwareDatetime, str] | None
     signal_name: SignalName | None
 

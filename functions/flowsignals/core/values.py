@@ -9,16 +9,21 @@ rejected value: inputs may be secrets.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+import sys
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
-from pydantic import PlainValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, PlainValidator, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 MAX_NAME_LENGTH = 256
 MAX_PAYLOAD_BYTES = 262_144
@@ -48,10 +53,6 @@ _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _PRINTABLE_ASCII = re.compile("[\x20-\x7e]+")
-_ISO_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})"
-)
-_NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 
 
 def _reject(reason: str, kind: str = "invalid_value") -> NoReturn:
@@ -74,8 +75,210 @@ def _name(value: str, max_length: int = MAX_NAME_LENGTH) -> str:
     return value
 
 
-def _string_schema(description: str, **constraints: Any) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "description": description, **constraints})
+@dataclass(frozen=True)
+class _JsonSchema:
+    """A type's JSON schema, built when a document is generated, never at import (some of its
+    patterns come from the Unicode database)."""
+
+    build: Callable[[], dict[str, Any]]
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.build()
+
+
+def _string_schema(description: str, **constraints: str | int | Callable[[], str]) -> _JsonSchema:
+    """A string's schema; a constraint given as a function (a pattern) is built with it."""
+    return _JsonSchema(
+        lambda: {
+            "type": "string",
+            "description": description,
+            **{name: rule() if callable(rule) else rule for name, rule in constraints.items()},
+        }
+    )
+
+
+# --- what a text may hold, as JSON Schema patterns -----------------------------------------
+# ECMA-262 (JSON Schema's dialect) and Python read these alike: \uXXXX escapes in the Basic
+# Multilingual Plane, the characters themselves beyond it.
+
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+
+
+def _class_of(holds: Callable[[str], bool]) -> str:
+    """The inside of a regular-expression class of every character ``holds`` is true of."""
+    ranges: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        if holds(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+
+    def written(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    return "".join(
+        written(first) if first == last else f"{written(first)}-{written(last)}"
+        for first, last in ranges
+    )
+
+
+@functools.cache
+def _whitespace() -> str:
+    """What ``str.strip()`` strips."""
+    return _class_of(str.isspace)
+
+
+@functools.cache
+def _invisible() -> str:
+    """Unicode category Cf: direction marks, zero-width and other invisible characters."""
+    return _class_of(lambda character: unicodedata.category(character) == "Cf")
+
+
+def _no_control() -> str:
+    return f"^[^{_CONTROL}]+$"
+
+
+def _trimmed() -> str:
+    """Not starting or ending with whitespace, no control characters."""
+    solid = f"[^{_CONTROL}{_whitespace()}]"
+    return f"^{solid}(?:[^{_CONTROL}]*{solid})?$"
+
+
+def _not_only_whitespace(also_refused: str = "") -> str:
+    refused = _CONTROL + also_refused
+    return f"^[^{refused}]*[^{refused}{_whitespace()}][^{refused}]*$"
+
+
+def _stripped_name() -> str:
+    """1 to MAX_NAME_LENGTH characters without control characters once surrounding whitespace
+    (which may hold some) is stripped."""
+    space = f"[{_whitespace()}]*"
+    solid = f"[^{_CONTROL}{_whitespace()}]"
+    return f"^{space}{solid}(?:[^{_CONTROL}]{{0,{MAX_NAME_LENGTH - 2}}}{solid})?{space}$"
+
+
+def _numbers(low: int, high: int) -> str:
+    """A regular expression of the decimal numbers ``low`` to ``high`` (no leading zeros)."""
+
+    def digit_class(first: str, last: str) -> str:
+        return first if first == last else f"[{first}-{last}]"
+
+    def of_one_length(low: str, high: str) -> list[str]:
+        if not low:
+            return [""]
+        rest = len(low) - 1
+        tail = "[0-9]" + (f"{{{rest}}}" if rest > 1 else "") if rest else ""
+        if low[0] == high[0]:
+            return [low[0] + form for form in of_one_length(low[1:], high[1:])]
+        if low[1:] == "0" * rest and high[1:] == "9" * rest:
+            return [digit_class(low[0], high[0]) + tail]
+        forms = [low[0] + form for form in of_one_length(low[1:], "9" * rest)]
+        if int(high[0]) - int(low[0]) > 1:
+            forms.append(digit_class(str(int(low[0]) + 1), str(int(high[0]) - 1)) + tail)
+        return forms + [high[0] + form for form in of_one_length("0" * rest, high[1:])]
+
+    forms = []
+    for length in range(len(str(low)), len(str(high)) + 1):
+        first = str(low) if length == len(str(low)) else "1" + "0" * (length - 1)
+        last = str(high) if length == len(str(high)) else "9" * length
+        forms += of_one_length(first, last)
+    return "|".join(forms)
+
+
+# --- whole numbers ------------------------------------------------------------------------
+
+_ASCII_DIGITS = re.compile("[0-9]+")
+# More digits than any maximum has: such a text is out of range, whatever its value.
+_MOST_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """A count or a duration, 1 to ``maximum`` (None: no limit): one rule for every entrance.
+
+    In JSON it is JSON Schema's integer, a number whose value is whole however it is spelt
+    (``60``, ``60.0``, ``6e1``); a boolean, a text (``"60"``) or a fraction is refused, so a
+    typo is never read as a number. ``in_query`` is the same number as a query string's
+    text: plain ASCII digits, nothing else (no sign, space, point or exponent).
+    """
+
+    maximum: int | None
+    description: str
+    unit: str = ""  # "seconds"
+    span: str = ""  # what the maximum means, e.g. " (30 days)"
+
+    def validate(self, value: object) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            _reject("must be a whole number" + (f" of {self.unit}" if self.unit else ""))
+        if value < 1 or (self.maximum is not None and value > self.maximum):
+            self._out_of_range()
+        return value
+
+    def _out_of_range(self) -> NoReturn:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.maximum is None:
+            _reject(f"must be at least 1{unit}")
+        _reject(f"must be 1 to {self.maximum}{unit}{self.span}")
+
+    def read_text(self, value: object) -> int:
+        if not isinstance(value, str) or not _ASCII_DIGITS.fullmatch(value):
+            _reject("must be a whole number in plain ASCII digits 0-9")
+        digits = value.lstrip("0")
+        if len(digits) > _MOST_DIGITS:
+            self._out_of_range()
+        return self.validate(int(digits or "0"))
+
+    def json_schema(self) -> dict[str, Any]:
+        bounds = {"minimum": 1} | ({} if self.maximum is None else {"maximum": self.maximum})
+        return {"type": "integer", **bounds, "description": self.description}
+
+    def __get_pydantic_core_schema__(
+        self, source: object, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.validate)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.json_schema()
+
+    @property
+    def in_query(self) -> QueryWholeNumber:
+        return QueryWholeNumber(self)
+
+
+@dataclass(frozen=True)
+class QueryWholeNumber:
+    """A ``WholeNumber`` given as a query string's text; its OpenAPI schema is the exact
+    grammar, so a client never sends a text that is refused, whatever its language writes
+    for a number."""
+
+    number: WholeNumber
+
+    def json_schema(self) -> dict[str, Any]:
+        maximum = self.number.maximum
+        return {
+            "type": "string",
+            "pattern": "^0*[1-9][0-9]*$" if maximum is None else f"^0*(?:{_numbers(1, maximum)})$",
+            "description": f"{self.number.description}: a whole number"
+            + ("" if maximum is None else f" 1 to {maximum}")
+            + " in plain ASCII digits",
+        }
+
+    def __get_pydantic_core_schema__(
+        self, source: object, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.number.read_text)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.json_schema()
 
 
 # --- names --------------------------------------------------------------------------------
@@ -149,26 +352,27 @@ RunId = Annotated[
         " given, without control characters or surrounding whitespace",
         minLength=1,
         maxLength=MAX_NAME_LENGTH,
-        pattern=_NO_CONTROL_PATTERN,
+        pattern=_trimmed,
     ),
 ]
 StepKey = Annotated[
     str,
     PlainValidator(_step_key),
     _string_schema(
-        "The step's key in the run: not only whitespace, kept as given",
+        "The step's key in the run: not only whitespace, no control characters, kept as given",
         minLength=1,
         maxLength=MAX_NAME_LENGTH,
-        pattern=_NO_CONTROL_PATTERN,
+        pattern=_not_only_whitespace,
     ),
 ]
 SignalName = Annotated[
     str,
     PlainValidator(_signal_name),
     _string_schema(
-        "The signal's name; surrounding whitespace is stripped, matching is exact",
+        "The signal's name: surrounding whitespace is stripped, then 1 to"
+        f" {MAX_NAME_LENGTH} characters without control characters; matching is exact",
         minLength=1,
-        maxLength=MAX_NAME_LENGTH,
+        pattern=_stripped_name,
     ),
 ]
 IdempotencyKey = Annotated[
@@ -179,6 +383,20 @@ IdempotencyKey = Annotated[
         minLength=1,
         maxLength=MAX_IDEMPOTENCY_KEY_LENGTH,
         pattern="^[\\x20-\\x7e]+$",
+    ),
+]
+# HTTP drops a header value's surrounding spaces and tabs (they are not part of it): the
+# key is what is left, and one of only spaces arrives empty.
+HeaderIdempotencyKey = Annotated[
+    str,
+    PlainValidator(_idempotency_key),
+    _string_schema(
+        "A retry with the same key is answered as the first delivery, never delivered twice;"
+        f" 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters once surrounding"
+        " spaces and tabs are dropped",
+        pattern="^[ \\t]*[\\x21-\\x7e](?:[\\x20-\\x7e]{0,"
+        + str(MAX_IDEMPOTENCY_KEY_LENGTH - 2)
+        + "}[\\x21-\\x7e])?[ \\t]*$",
     ),
 ]
 TaskToken = Annotated[
@@ -199,7 +417,7 @@ FailureError = Annotated[
         "The error a state machine Catches by name, e.g. Rejected",
         minLength=1,
         maxLength=MAX_FAILURE_ERROR_LENGTH,
-        pattern=_NO_CONTROL_PATTERN,
+        pattern=_no_control,
     ),
 ]
 FailureCause = Annotated[
@@ -210,7 +428,11 @@ FailureCause = Annotated[
 DeliveredBy = Annotated[
     str,
     PlainValidator(_delivered_by),
-    _string_schema("Who delivered", maxLength=MAX_DELIVERED_BY_LENGTH),
+    _string_schema(
+        "Who delivered, without control characters",
+        maxLength=MAX_DELIVERED_BY_LENGTH,
+        pattern=f"^[^{_CONTROL}]*$",
+    ),
 ]
 
 
@@ -224,8 +446,8 @@ DECIDER_KINDS = ("email", "sub", "group", "iam")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 # An IAM user or role (any path), or a session of an assumed role.
 _IAM_PRINCIPAL = re.compile(
-    r"arn:(aws[a-z-]*):(?:iam::(\d{12}):(user|role)/(?:[^/]+/)*([^/]+)"
-    r"|sts::(\d{12}):assumed-role/([^/]+)/([^/]+))"
+    r"arn:(aws[a-z-]*):(?:iam::([0-9]{12}):(user|role)/(?:[^/]+/)*([^/]+)"
+    r"|sts::([0-9]{12}):assumed-role/([^/]+)/([^/]+))"
 )
 
 
@@ -299,23 +521,48 @@ def _caller_identities(value: object) -> tuple[str, ...]:
     return _unique([caller_identity(entry) for entry in value], "identity")
 
 
-def _quorum(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        _reject("must be a whole number")
-    if not 1 <= value <= MAX_QUORUM:
-        _reject(f"must be 1 to {MAX_QUORUM}")
-    return value
+@functools.cache
+def _changed_by_lower() -> str:
+    return _class_of(lambda character: character.lower() != character)
 
 
-def _identities_schema(most: int, description: str) -> WithJsonSchema:
-    pattern = "^(email|sub|group|iam):[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    return WithJsonSchema(
+def _identity_schemas(*, session: bool) -> list[dict[str, Any]]:
+    """One schema per kind: what ``_identity`` takes (its value at most MAX_IDENTITY_LENGTH),
+    in the spelling it keeps, so that distinct strings are distinct identities: JSON Schema's
+    uniqueItems cannot compare ``email:Ana@x`` with ``email:ana@x``."""
+    solid = f"[^{_CONTROL}{_whitespace()}]"
+    segment = f"[^/{_CONTROL}]"
+    last = f"{segment}*[^/{_CONTROL}{_whitespace()}]"
+    iam = f"arn:aws[a-z-]*:iam::[0-9]{{12}}:(?:user|role)/{last}"
+    if session:
+        iam = f"(?:{iam}|arn:aws[a-z-]*:sts::[0-9]{{12}}:assumed-role/{segment}+/{last})"
+    address = f"[^@{_CONTROL}{_whitespace()}{_changed_by_lower()}]+"
+    values = {
+        "email": f"{address}@{address}",
+        "sub": f"{solid}(?:[^{_CONTROL}]*{solid})?",
+        "group": f"{solid}(?:[^{_CONTROL}]*{solid})?",
+        "iam": iam,
+    }
+    return [
         {
+            "type": "string",
+            "pattern": f"^{kind}:{values[kind]}$",
+            "maxLength": len(kind) + 1 + MAX_IDENTITY_LENGTH,
+        }
+        for kind in DECIDER_KINDS
+    ]
+
+
+def _identities_schema(most: int, description: str, *, session: bool) -> _JsonSchema:
+    return _JsonSchema(
+        lambda: {
             "type": "array",
             "maxItems": most,
             "uniqueItems": True,
-            "items": {"type": "string", "pattern": pattern},
-            "description": description,
+            "items": {"anyOf": _identity_schemas(session=session)},
+            "description": description + "; no identity twice. Given as they are kept:"
+            " e-mail addresses in lowercase, IAM ARNs without their path (other spellings are"
+            " taken too, and kept so)",
         }
     )
 
@@ -327,6 +574,7 @@ Deciders = Annotated[
         MAX_DECIDERS,
         "Who may decide: email:<verified address>, sub:<JWT subject>, group:<JWT group>,"
         " iam:<IAM user or role ARN>. Empty: anyone allowed on the route",
+        session=False,
     ),
 ]
 CallerIdentities = Annotated[
@@ -336,20 +584,34 @@ CallerIdentities = Annotated[
         MAX_CALLER_IDENTITIES,
         "The caller's identities (kind:value); the first names the caller among a quorum's"
         " approvers",
+        session=True,
     ),
 ]
-Quorum = Annotated[
-    int,
-    PlainValidator(_quorum),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_QUORUM,
-            "description": "How many distinct deciders must approve (default 1)",
-        }
-    ),
-]
+QUORUM = WholeNumber(MAX_QUORUM, "How many distinct deciders must approve (default 1)")
+Quorum = Annotated[int, QUORUM]
+
+
+def reachable_quorum_schema() -> dict[str, Any]:
+    """``reachable_quorum`` in JSON Schema: no deciders, or at least as many as the quorum."""
+    return {
+        "anyOf": [
+            {"properties": {"deciders": {"maxItems": 0}}},
+            *(
+                {"properties": {"quorum": {"maximum": count}, "deciders": {"minItems": count}}}
+                for count in range(1, MAX_QUORUM + 1)
+            ),
+        ]
+    }
+
+
+# What "not given" means for a field: absent or null, or absent only.
+ABSENT_OR_NULL: dict[str, Any] = {"type": "null"}
+ABSENT = False
+
+
+def not_both(**not_given: dict[str, Any] | bool) -> dict[str, Any]:
+    """JSON Schema of an object in which at least one of these fields is not given."""
+    return {"anyOf": [{"properties": {name: schema}} for name, schema in not_given.items()]}
 
 
 def reachable_quorum(quorum: int, deciders: object) -> int:
@@ -391,42 +653,42 @@ def _shown_text(value: object) -> str:
     return shown
 
 
-def _link_seconds(value: object) -> int:
-    return _whole_seconds(value, MAX_LINK_SECONDS, " (30 days)")
-
-
 ActionName = Annotated[
     str,
     PlainValidator(_action_name),
     _string_schema("An action of a link, e.g. approve", pattern="^[A-Za-z0-9_-]{1,32}$"),
 ]
+_SHOWN_TEXT_RULES = (
+    ": not only whitespace, no control characters, no invisible formatting characters"
+    " (Unicode category Cf: direction marks, zero-width)"
+)
 ActionLabel = Annotated[
     str,
     PlainValidator(_shown_text),
-    _string_schema("The button's words, e.g. Approve", minLength=1, maxLength=MAX_APPROVER_LENGTH),
+    _string_schema(
+        "The button's words, e.g. Approve" + _SHOWN_TEXT_RULES,
+        minLength=1,
+        maxLength=MAX_APPROVER_LENGTH,
+        pattern=lambda: _not_only_whitespace(_invisible()),
+    ),
 ]
 Approver = Annotated[
     str,
     PlainValidator(_shown_text),
     _string_schema(
-        "Who is asked to decide: shown on the page, recorded as deliveredBy",
+        "Who is asked to decide: shown on the page, recorded as deliveredBy" + _SHOWN_TEXT_RULES,
         minLength=1,
         maxLength=MAX_APPROVER_LENGTH,
-        pattern=_NO_CONTROL_PATTERN,
+        pattern=lambda: _not_only_whitespace(_invisible()),
     ),
 ]
-LinkSeconds = Annotated[
-    int,
-    PlainValidator(_link_seconds),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_LINK_SECONDS,
-            "description": f"Seconds the links work (default {DEFAULT_LINK_SECONDS}, 3 days)",
-        }
-    ),
-]
+LINK_SECONDS = WholeNumber(
+    MAX_LINK_SECONDS,
+    f"Seconds the links work (default {DEFAULT_LINK_SECONDS}, 3 days)",
+    "seconds",
+    " (30 days)",
+)
+LinkSeconds = Annotated[int, LINK_SECONDS]
 
 # --- instants -----------------------------------------------------------------------------
 
@@ -442,36 +704,62 @@ def to_utc_ms(value: datetime) -> datetime:
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
+# RFC 3339's date-time, as JSON Schema's format "date-time" reads it: T and Z in either case,
+# any number of fraction digits, a leap second (:60) where it falls at 23:59 UTC.
+_DATE_TIME = re.compile(
+    "([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.]([0-9]+))?"
+    "(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+# Whatever its offset, an instant of these years is one a datetime holds in UTC.
+FIRST_YEAR, LAST_YEAR = 2, 9998
+
+
+def read_date_time(text: str) -> datetime:
+    """An RFC 3339 date-time (``2026-11-23T10:15:30Z``, ``…+02:00``) as an aware datetime; a
+    leap second is kept as the last millisecond before the next minute."""
+    match = _DATE_TIME.fullmatch(text)
+    if match is None:
+        _reject("must be an RFC 3339 date-time with a UTC offset, e.g. 2026-11-23T10:15:30Z")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, sign, offset_hours, offset_minutes = match[7], match[8], match[9], match[10]
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        _reject(f"must be in the years {FIRST_YEAR:04} to {LAST_YEAR}")
+    offset = timedelta(0)
+    if sign is not None:
+        if int(offset_hours) > 23 or int(offset_minutes) > 59:
+            _reject("is not a valid date-time (its offset is out of range)")
+        offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+    microsecond = int((fraction or "")[:6].ljust(6, "0"))
+    try:
+        instant = datetime(
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            min(second, 59),
+            microsecond,
+            timezone(-offset if sign == "-" else offset),
+        )
+    except ValueError:
+        _reject("is not a valid date-time")
+    if second == 60:
+        if instant.astimezone(UTC).strftime("%H:%M") != "23:59":
+            _reject("is not a valid date-time (a leap second falls at 23:59 UTC)")
+        instant = instant.replace(microsecond=999_000)
+    return instant
+
+
 def _deadline(value: object) -> datetime:
     # A number, or a numeric string, is not read as epoch seconds: a typo must not register
     # a deadline in 1970.
-    if isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            _reject("is not a valid date-time")
+    if isinstance(value, str):
+        value = read_date_time(value)
     if not isinstance(value, datetime):
-        _reject("must be an ISO-8601 date-time with a UTC offset, e.g. 2026-11-23T10:15:30Z")
+        _reject("must be an RFC 3339 date-time with a UTC offset, e.g. 2026-11-23T10:15:30Z")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        _reject(f"must be in the years {FIRST_YEAR:04} to {LAST_YEAR}")
     return to_utc_ms(value)
-
-
-def _whole_seconds(value: object, maximum: int, span: str = "") -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        _reject("must be a whole number of seconds")
-    if not 1 <= value <= maximum:
-        _reject(f"must be 1 to {maximum} seconds{span}")
-    return value
-
-
-def _timeout_seconds(value: object) -> int:
-    return _whole_seconds(value, MAX_TIMEOUT_SECONDS)
-
-
-def _buffer_seconds(value: object) -> int:
-    # A query string's value is text: its digits are the number.
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 8:
-        value = int(value)
-    return _whole_seconds(value, MAX_BUFFER_SECONDS, " (30 days)")
 
 
 def _buffer_for(value: object) -> timedelta:
@@ -487,36 +775,34 @@ Deadline = Annotated[
     datetime,
     PlainValidator(_deadline),
     _string_schema(
-        "An instant with a UTC offset (ISO-8601); it may lie in the past",
+        f"An instant with a UTC offset (RFC 3339) in the years {FIRST_YEAR:04} to {LAST_YEAR};"
+        " it may lie in the past",
         format="date-time",
+        pattern=lambda: f"^0*(?:{_numbers(FIRST_YEAR, LAST_YEAR)})-",
     ),
 ]
-TimeoutSeconds = Annotated[
-    int,
-    PlainValidator(_timeout_seconds),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_TIMEOUT_SECONDS,
-            "description": "Seconds from now until the waiter expires",
-        }
-    ),
-]
+TIMEOUT_SECONDS = WholeNumber(
+    MAX_TIMEOUT_SECONDS, "Seconds from now until the waiter expires", "seconds"
+)
+TimeoutSeconds = Annotated[int, TIMEOUT_SECONDS]
+BUFFER_SECONDS = WholeNumber(
+    MAX_BUFFER_SECONDS,
+    "When no step waits yet, keep the signal this long (seconds) for the next one",
+    "seconds",
+    " (30 days)",
+)
+BufferSeconds = Annotated[int, BUFFER_SECONDS]
+BufferSecondsText = Annotated[int, BUFFER_SECONDS.in_query]
 
+# --- pages ----------------------------------------------------------------------------------
 
-BufferSeconds = Annotated[
-    int,
-    PlainValidator(_buffer_seconds),
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_BUFFER_SECONDS,
-            "description": "When no step waits yet, keep the signal this long for the next one",
-        }
-    ),
-]
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+PAGE_LIMIT = WholeNumber(MAX_PAGE_SIZE, f"Waiters per page (default {DEFAULT_PAGE_SIZE})")
+PageLimit = Annotated[int, PAGE_LIMIT]
+PageLimitText = Annotated[int, PAGE_LIMIT.in_query]
+# The Python API's pages have no upper bound.
+StoreLimit = Annotated[int, WholeNumber(None, "At most this many waiters")]
 BufferFor = Annotated[timedelta, PlainValidator(_buffer_for)]
 
 

@@ -24,6 +24,9 @@ from flowsignals.core.models import (
     SignalFailure,
 )
 from flowsignals.core.values import (
+    ABSENT,
+    ABSENT_OR_NULL,
+    DEFAULT_PAGE_SIZE,
     BufferSeconds,
     CallerIdentities,
     Deadline,
@@ -32,6 +35,7 @@ from flowsignals.core.values import (
     FailureCause,
     FailureError,
     IdempotencyKey,
+    PageLimit,
     PayloadValue,
     Quorum,
     RunId,
@@ -40,17 +44,12 @@ from flowsignals.core.values import (
     TaskToken,
     TimeoutSeconds,
     format_timestamp,
+    not_both,
     reachable_quorum,
+    reachable_quorum_schema,
     read_payload,
 )
 
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 50
-
-PageLimit = Annotated[
-    int,
-    Field(ge=1, le=MAX_PAGE_SIZE, description=f"Waiters per page (default {DEFAULT_PAGE_SIZE})"),
-]
 NextToken = Annotated[
     str,
     Field(
@@ -72,6 +71,16 @@ class RequestModel(BaseModel):
 class RegisterWaiterBody(RequestModel):
     """The body of ``PUT /runs/{runId}/waiters/{stepKey}``. A task token is not accepted
     here: anyone able to call the API could otherwise complete any task of the account."""
+
+    # The rules across fields, in the OpenAPI document as the validators below enforce them.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                not_both(expiresAt=ABSENT_OR_NULL, timeoutSeconds=ABSENT_OR_NULL),
+                reachable_quorum_schema(),
+            ]
+        }
+    )
 
     signalName: SignalName
     expiresAt: Deadline | None = None
@@ -129,6 +138,9 @@ class FailureBody(RequestModel):
 class PayloadOrFailure(RequestModel):
     """What delivers a payload (its subclass's ``payload`` field) or a failure, not both."""
 
+    # A payload given as null is a payload (null); a null failure is none.
+    model_config = ConfigDict(json_schema_extra=not_both(payload=ABSENT, failure=ABSENT_OR_NULL))
+
     failure: FailureBody | None = None
 
     @model_validator(mode="after")
@@ -179,6 +191,13 @@ class Problem(View):
     stepKey: str | None = None
     deliveredAt: str | None = None
     expiresAt: str | None = None
+
+
+class GatewayMessage(View):
+    """API Gateway's own answer, given before any function runs (no route, IAM, throttling):
+    ``{"message": "Forbidden"}``."""
+
+    message: str
 
 
 class WaiterState(StrEnum):

@@ -5,12 +5,11 @@ authorizer vouches for."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import JsonValue
 
 from flowsignals.core.models import SignalDeliveryResult, SignalDeliveryStatus, SignalFailure
 from flowsignals.lambdas.api.parameters import (
@@ -20,7 +19,7 @@ from flowsignals.lambdas.api.parameters import (
     SignalNamePath,
 )
 from flowsignals.lambdas.http.identity import http_caller
-from flowsignals.lambdas.http.problems import ok, problem, responses
+from flowsignals.lambdas.http.problems import link, ok, problem, responses
 from flowsignals.lambdas.http.resolver import FunctionApi
 from flowsignals.lambdas.runtime import service
 from flowsignals.lambdas.schemas import (
@@ -42,6 +41,11 @@ _DELIVERY_ANSWERS = responses(
     HTTPStatus.BAD_REQUEST,
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     ok_model=DeliveredView,
+    links={
+        "GetWaiter": link(
+            "getWaiter", runId="$request.path.runId", stepKey="$response.body#/stepKey"
+        )
+    },
 ) | {
     202: {
         "description": "An approval that does not complete the step's quorum yet"
@@ -55,6 +59,7 @@ _DELIVERY_ANSWERS = responses(
 @router.post(
     "/runs/<runId>/signals/<signalName>",
     summary="Deliver a signal to the oldest waiting step",
+    operation_id="deliverSignal",
     description=(
         "The body is the payload: any JSON value (I-JSON, at most 262,144 bytes of UTF-8);"
         " an empty body is {}. A retry with the same Idempotency-Key is answered 200 with"
@@ -67,7 +72,9 @@ def deliver_signal(
     runId: RunIdPath,
     signalName: SignalNamePath,
     # The resolver reads JSON null as no body: the default keeps null a payload like any other.
-    payload: Annotated[JsonValue, Body(description="The payload: any JSON value")] = None,
+    # Any: the resolver has read the body as I-JSON (an array as a tuple), and it is stored as
+    # its text.
+    payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
     idempotency_key: IdempotencyKeyHeader = None,
     bufferSeconds: BufferSecondsQuery = None,
 ) -> Response[str]:
@@ -79,6 +86,7 @@ def deliver_signal(
 @router.post(
     "/runs/<runId>/signals/<signalName>/failure",
     summary="Deliver a failure signal (e.g. a rejection) to the oldest waiting step",
+    operation_id="deliverFailure",
     description=(
         "A failure is a delivery like any other (the first of a success and a failure wins);"
         " it resumes a Step Functions task with SendTaskFailure(error, cause), which the state"

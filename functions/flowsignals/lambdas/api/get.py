@@ -18,6 +18,7 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 
 @router.get(
     "/runs/<runId>/waiters/<stepKey>",
+    operation_id="getWaiter",
     summary="Read one waiter",
     responses=responses(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST, ok_model=WaiterView),
 )

@@ -21,18 +21,24 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 
 @router.post(
     "/runs/<runId>/signals/<signalName>/links",
+    operation_id="mintLinks",
     summary="Mint approval links: one URL per action, for a person without an AWS identity",
     description=(
         "Each URL opens a confirmation page (GET and HEAD change nothing); its button delivers"
         ' the action once. Default actions: approve (payload {"approved": true}) and reject'
         " (failure Rejected). A waiter need not exist yet."
     ),
-    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=LinksView),
+    responses=responses(
+        HTTPStatus.BAD_REQUEST, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ok_model=LinksView
+    ),
 )
 def mint_links(
-    runId: RunIdPath, signalName: SignalNamePath, body: Annotated[MintLinksBody, Body()]
+    runId: RunIdPath,
+    signalName: SignalNamePath,
+    # Every field has a default: no body, {} or null mints the default links.
+    body: Annotated[MintLinksBody | None, Body()] = None,
 ) -> Response[str]:
-    return ok(approvals().mint(runId, signalName, body, link_base_url()))
+    return ok(approvals().mint(runId, signalName, body or MintLinksBody(), link_base_url()))
 
 
 api = FunctionApi(router)

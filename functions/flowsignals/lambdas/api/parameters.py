@@ -7,13 +7,19 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from flowsignals.core.values import BufferSeconds, IdempotencyKey, RunId, SignalName, StepKey
+from flowsignals.core.values import (
+    BufferSecondsText,
+    HeaderIdempotencyKey,
+    RunId,
+    SignalName,
+    StepKey,
+)
 
 RunIdPath = Annotated[RunId, Path(description="The run id (URL-encoded)")]
 StepKeyPath = Annotated[StepKey, Path(description="The step key (URL-encoded)")]
 SignalNamePath = Annotated[SignalName, Path(description="The signal name (URL-encoded)")]
 IdempotencyKeyHeader = Annotated[
-    IdempotencyKey | None,
+    HeaderIdempotencyKey | None,
     Header(alias="Idempotency-Key", description="A retry with the same key delivers nothing more"),
 ]
-BufferSecondsQuery = Annotated[BufferSeconds | None, Query()]
+BufferSecondsQuery = Annotated[BufferSecondsText | None, Query()]

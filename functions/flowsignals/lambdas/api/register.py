@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from flowsignals.lambdas.api.parameters import RunIdPath, StepKeyPath
-from flowsignals.lambdas.http.problems import ok, responses
+from flowsignals.lambdas.http.problems import link, ok, responses
 from flowsignals.lambdas.http.resolver import FunctionApi
 from flowsignals.lambdas.runtime import service
 from flowsignals.lambdas.schemas import RegisterWaiterBody, RegisterWaiterEvent, WaiterView
@@ -21,7 +21,23 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 @router.put(
     "/runs/<runId>/waiters/<stepKey>",
     summary="Register (or update) the waiter of a step",
-    responses=responses(HTTPStatus.BAD_REQUEST, ok_model=WaiterView),
+    operation_id="registerWaiter",
+    responses=responses(
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        ok_model=WaiterView,
+        links={
+            name: link(operation, runId="$response.body#/runId", **{key: f"$response.body#/{key}"})
+            for name, operation, key in (
+                ("GetWaiter", "getWaiter", "stepKey"),
+                ("RemoveWaiter", "removeWaiter", "stepKey"),
+                ("DeliverSignal", "deliverSignal", "signalName"),
+                ("DeliverFailure", "deliverFailure", "signalName"),
+                ("MintLinks", "mintLinks", "signalName"),
+            )
+        }
+        | {"ListWaiters": link("listWaiters", runId="$response.body#/runId")},
+    ),
 )
 def register_waiter(
     runId: RunIdPath, stepKey: StepKeyPath, body: Annotated[RegisterWaiterBody, Body()]

@@ -17,6 +17,7 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 
 @router.delete(
     "/runs/<runId>/waiters/<stepKey>",
+    operation_id="removeWaiter",
     summary="Remove a waiter (removing a missing waiter is not an error)",
     responses={204: {"description": "Removed", "content": {}}, **responses(HTTPStatus.BAD_REQUEST)},
 )

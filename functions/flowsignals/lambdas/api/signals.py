@@ -18,6 +18,7 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves it unann
 
 @router.get(
     "/runs/<runId>/signals",
+    operation_id="listSignals",
     summary="The run's early signals that wait for a step, oldest first",
     responses=responses(HTTPStatus.BAD_REQUEST, ok_model=SignalList),
 )

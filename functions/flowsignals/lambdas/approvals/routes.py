@@ -47,10 +47,14 @@ def _pages(ok: str) -> dict[int, Any]:
     html = {"text/html": {"schema": {"type": "string"}}}
     outcomes = {
         200: ok,
-        403: "The link is not valid (forged, altered or unknown): no detail",
+        202: "Approved: the step's quorum needs more approvals (k of n)",
+        400: "The request could not be read (a body the page's form never sends)",
+        403: "The link is not valid (forged, altered or unknown: no detail), or not its"
+        " approver's to decide",
         404: "No step waits for the signal (yet, or any more)",
         409: "Already decided: what, by whom, when",
         410: "The link expired, or the step stopped waiting",
+        500: "An internal error: nothing was changed",
         503: "The store is busy: reload shortly (Retry-After)",
     }
     return {status: {"description": words, "content": html} for status, words in outcomes.items()}
@@ -60,12 +64,22 @@ _LOOK = "Look at a link: what a click would do. Changes nothing (a mail scanner 
 _TOKEN = "/approvals/<token>"
 
 
-@app.get(_TOKEN, summary=_LOOK, responses=_pages("The confirmation page, with its one button"))
+@app.get(
+    _TOKEN,
+    summary=_LOOK,
+    operation_id="showLink",
+    responses=_pages("The confirmation page, with its one button"),
+)
 def show_link(token: str) -> Response[str]:
     return _show(approvals().inspect, token)
 
 
-@app.head(_TOKEN, summary=_LOOK, responses=_pages("The confirmation page's headers"))
+@app.head(
+    _TOKEN,
+    summary=_LOOK,
+    operation_id="showLinkHeaders",
+    responses=_pages("The confirmation page's headers"),
+)
 def show_link_head(token: str) -> Response[str]:
     return _show(approvals().inspect, token)  # the body is dropped in handle()
 
@@ -73,6 +87,7 @@ def show_link_head(token: str) -> Response[str]:
 @app.post(
     _TOKEN,
     summary="Click a link: deliver its action once (a repeated click is a replay)",
+    operation_id="clickLink",
     responses=_pages("Done: the step received the answer"),
 )
 def click_link(token: str) -> Response[str]:

@@ -30,7 +30,8 @@ class LinkActionBody(PayloadOrFailure):
     """What a button delivers: ``payload`` (default ``{}``) or ``failure``."""
 
     label: ActionLabel | None = None
-    payload: LinkPayloadValue = "{}"
+    # Kept as its JSON text; the document shows the value.
+    payload: Annotated[LinkPayloadValue, Field(json_schema_extra={"default": {}})] = "{}"
 
     def action(self, name: str) -> LinkAction:
         label = self.label or name
@@ -47,7 +48,15 @@ class MintLinksBody(RequestModel):
     actions: (
         Annotated[
             dict[ActionName, LinkActionBody],
-            Field(min_length=1, max_length=MAX_ACTIONS, description="Default: approve, reject"),
+            Field(
+                min_length=1,
+                max_length=MAX_ACTIONS,
+                description="Default: approve, reject. Together, as stored, at most"
+                f" {MAX_ACTIONS_BYTES} bytes of UTF-8 (ten actions with long failure causes"
+                " are refused: a sum no schema can state)",
+                # Each name is one of ActionName's (its patternProperties), nothing else.
+                json_schema_extra={"additionalProperties": False},
+            ),
         ]
         | None
     ) = None

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
-from flowsignals.lambdas.schemas import PROBLEM_JSON, Problem
+from flowsignals.lambdas.schemas import PROBLEM_JSON, GatewayMessage, Problem
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -40,17 +40,33 @@ def ok(body: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> Response[str
     return Response(int(status), "application/json", json.dumps(body, ensure_ascii=False))
 
 
-def responses(*statuses: HTTPStatus, ok_model: type[BaseModel] | None = None) -> dict[int, Any]:
-    """The OpenAPI answers of a route: its success model and its problems."""
+def link(operation_id: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: an operation a client may call next, with values from this exchange
+    (``$request.path.runId``, ``$response.body#/stepKey``)."""
+    return {"operationId": operation_id, "parameters": parameters}
+
+
+def responses(
+    *statuses: HTTPStatus,
+    ok_model: type[BaseModel] | None = None,
+    links: dict[str, Any] | None = None,
+) -> dict[int, Any]:
+    """The OpenAPI answers of a route of the IAM API: its success model (and what may follow
+    it), its problems, and API Gateway's 403 to a request without a valid signature."""
     answers: dict[int, Any] = {}
     if ok_model is not None:
         answers[200] = {
             "description": "OK",
             "content": {"application/json": {"model": ok_model}},
-        }
+        } | ({"links": links} if links else {})
     for status in (*statuses, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INTERNAL_SERVER_ERROR):
         answers[int(status)] = {
             "description": status.phrase,
             "content": {PROBLEM_JSON: {"model": Problem}},
         }
+    forbidden = answers.setdefault(403, {"description": "Forbidden", "content": {}})
+    forbidden["description"] += (
+        ": a problem (NotAllowed), or" if HTTPStatus.FORBIDDEN in statuses else ":"
+    ) + " no valid SigV4 signature (API Gateway's own JSON answer)"
+    forbidden["content"]["application/json"] = {"model": GatewayMessage}
     return answers

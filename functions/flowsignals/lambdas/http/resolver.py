@@ -56,11 +56,16 @@ def is_own_route(event: dict[str, Any], own: frozenset[str]) -> bool:
 
 
 def _read_body(text: str) -> Any:
-    """Request bodies are I-JSON: what the resolver accepts, every later step can encode."""
+    """Request bodies are I-JSON: what the resolver accepts, every later step can encode.
+
+    An array is handed on as a tuple: Powertools takes a list for a parameter's repeated
+    values and validates its first element alone, so ``[{"signalName": "go"}, 5]`` would
+    register a waiter; a tuple is refused where an object is due."""
     try:
-        return parse_i_json(text)
+        value = parse_i_json(text)
     except NotIJson as error:
         raise InvalidSignalRequest(f"body: must be I-JSON (RFC 7493): it {error}") from None
+    return tuple(value) if isinstance(value, list) else value
 
 
 class OwnRoutes:
