@@ -607,7 +607,7 @@ def test_the_cli_reads_a_payload_from_a_file(
         (["deliver", "run", "go", "--payload-file", "/nonexistent/payload.json"], 2, "cannot read"),
         (["link", "a", "b", "--expires-in-seconds", "0"], 2, "1 to 2592000 seconds"),
         (["link", "a", "b", "--expires-in-seconds", "5.0"], 2, "plain ASCII digits"),
-        (["link", "a", "b", "--actions", "[1]"], 2, "must be a JSON object"),
+        (["link", "a", "b", "--actions", "[1]"], 2, "--actions: actions: Input should be a valid"),
         (["link", "a", "b", "--approver", "x" * 300], 2, "approver"),
         (["link", "a", "b", "--actions", '{"bad name": {}}'], 2, "actions.bad name"),
         ([], 2, "give a command"),
