@@ -12,13 +12,12 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -26,7 +25,7 @@ from uuid import uuid4
 
 import botocore.session
 import pytest
-from api_stub import DELIVERED, UNAVAILABLE, WAITER, Stub, problem, stub_server
+from api_stub import DELIVERED, UNAVAILABLE, WAITER, Stub, problem, serving, stub_server
 
 from conftest import running_local_server
 from dynamodb_local import free_port
@@ -754,37 +753,38 @@ def losing_proxy(upstream: str, lose: int) -> Iterator[LosingProxy]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler) as url:
+        proxy.url = url
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+
+
+def register_two_steps(client: FlowSignalsClient, run: str) -> None:
+    """Two steps wait for "go": a signal delivered twice would reach the second."""
+    client.register_waiter(run, "first", "go")
+    client.register_waiter(run, "second", "go")
+
+
+def assert_the_second_step_waits(client: FlowSignalsClient, run: str) -> None:
+    second = client.get_waiter(run, "second")
+    assert second is not None and not second.is_delivered
 
 
 @pytest.mark.usefixtures("no_waits")
 def test_a_lost_answer_is_retried_and_delivers_once(client: FlowSignalsClient, run: str) -> None:
-    client.register_waiter(run, "first", "go")
-    client.register_waiter(run, "second", "go")
+    register_two_steps(client, run)
     with losing_proxy(client.api_url, lose=1) as proxy:
         result = FlowSignalsClient(proxy.url).deliver_signal(run, "go", '{"n": 1}')
     assert proxy.forwarded == 2  # delivered, answer lost; retried: a replay
     assert result.status is SignalDeliveryStatus.DELIVERED and result.replayed
     assert result.step_key == "first"
-    second = client.get_waiter(run, "second")
-    assert second is not None and not second.is_delivered
+    assert_the_second_step_waits(client, run)
 
 
 @pytest.mark.usefixtures("no_waits")
 def test_a_callers_own_retry_with_the_key_of_store_unavailable_delivers_once(
     client: FlowSignalsClient, run: str
 ) -> None:
-    client.register_waiter(run, "first", "go")
-    client.register_waiter(run, "second", "go")
+    register_two_steps(client, run)
     with losing_proxy(client.api_url, lose=1) as proxy:
         impatient = FlowSignalsClient(proxy.url, max_retries=0)
         failure = SignalFailure(error="Rejected")
@@ -795,16 +795,14 @@ def test_a_callers_own_retry_with_the_key_of_store_unavailable_delivers_once(
         again = impatient.deliver_signal(run, "go", failure=failure, idempotency_key=key)
     assert again.status is SignalDeliveryStatus.DELIVERED and again.replayed
     assert again.step_key == "first"
-    second = client.get_waiter(run, "second")
-    assert second is not None and not second.is_delivered
+    assert_the_second_step_waits(client, run)
 
 
 @pytest.mark.usefixtures("no_waits")
 def test_the_cli_retry_it_prints_delivers_once(
     client: FlowSignalsClient, run: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    client.register_waiter(run, "first", "go")
-    client.register_waiter(run, "second", "go")
+    register_two_steps(client, run)
     with losing_proxy(client.api_url, lose=1) as proxy:
         command = ["--api-url", proxy.url, "--retries", "0", "deliver", run, "go"]
         code, _, err = cli(capsys, *command)
@@ -812,8 +810,7 @@ def test_the_cli_retry_it_prints_delivers_once(
         key = err.split("--idempotency-key ")[1].split()[0]
         code, result, _ = cli(capsys, *command, "--idempotency-key", key)
     assert code == 0 and result["replayed"] is True and result["stepKey"] == "first"
-    second = client.get_waiter(run, "second")
-    assert second is not None and not second.is_delivered
+    assert_the_second_step_waits(client, run)
 
 
 # --- a drop-in for the store: the same calls, the same answers -------------------------------
