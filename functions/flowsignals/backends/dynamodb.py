@@ -415,7 +415,7 @@ class DynamoDBFlowSignalStore:
             # Atomic: one conditional DeleteItem, of this attempt's row only.
             self._call(
                 "delete_item",
-                Key={"RunId": item["RunId"], "StepKey": item["StepKey"]},
+                Key=items.key_of(item),
                 ConditionExpression=expressions.OWN_ATTEMPT,
                 ExpressionAttributeValues={":attempt": item["DeliveryId"]},
             )
@@ -484,7 +484,7 @@ class DynamoDBFlowSignalStore:
             {
                 "Delete": {
                     "TableName": self._table_name,
-                    "Key": {"RunId": item["RunId"], "StepKey": item["StepKey"]},
+                    "Key": items.key_of(item),
                     "ConditionExpression": expressions.STILL_BUFFERED,
                     "ExpressionAttributeValues": {":now": items.s(format_timestamp(now))},
                 }

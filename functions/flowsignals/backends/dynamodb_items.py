@@ -50,6 +50,11 @@ def key(run: str, step_key: str) -> dict[str, dict[str, str]]:
     return {"RunId": s(run), "StepKey": s(step_key)}
 
 
+def key_of(item: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The key of a row as read."""
+    return {"RunId": item["RunId"], "StepKey": item["StepKey"]}
+
+
 def text(item: dict[str, Any], name: str) -> str | None:
     return item[name]["S"] if name in item else None
 
